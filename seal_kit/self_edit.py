@@ -1,0 +1,98 @@
+"""Self-edits: the model writes its own fine-tuning data, which becomes training documents.
+
+    from seal_kit.self_edit import SamplingConfig, generate_self_edits, training_documents
+    edits = generate_self_edits(model, tokenizer, passages, "implications", SamplingConfig(k=5))
+    docs = training_documents(edits.self_edit[0], passages[0])   # -> Documents(texts=[...], from_edit=n)
+
+Splitting follows SEAL: on `---` separators, then on lines (one statement per document) and on
+`Question N:` markers; a filler first line ("Here are some implications:") is dropped; each
+document is prefixed with the title; the passage itself is always one of the documents.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from .data import Passage
+from .generation import generate
+from .prompts import self_edit_prompt
+
+
+@dataclass
+class SamplingConfig:
+    k: int = field(default=5, metadata={"help": "self-edits sampled per passage (paper: 5)"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature (paper: 1.0)"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass (paper: 0.95)"})
+    max_new_tokens: int = field(default=256, metadata={"help": "longest self-edit, in tokens"})
+    batch_size: int = field(default=8, metadata={"help": "prompts generated together"})
+    seed: int = field(default=0, metadata={"help": "torch seed set before sampling"})
+
+
+def generate_self_edits(model, tokenizer, passages: list[Passage], prompt: str = "implications",
+                        config: SamplingConfig | None = None, chat: bool | None = None,
+                        progress: bool = True) -> pd.DataFrame:
+    """K sampled self-edits per passage: one row each (passage_id, sample, prompt, self_edit, tokens, seconds)."""
+    config = config or SamplingConfig()
+    if config.k < 1:
+        raise ValueError(f"SamplingConfig.k must be >= 1, got {config.k}")
+    rows = [{"passage_id": p.id, "title": p.title, "sample": s, "prompt": self_edit_prompt(tokenizer, p, prompt, chat)}
+            for p in passages for s in range(config.k)]
+    outs = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=config.max_new_tokens,
+                    temperature=config.temperature, top_p=config.top_p, batch_size=config.batch_size,
+                    seed=config.seed, desc="self-edits", progress=progress)
+    for row, out in zip(rows, outs):
+        row.update(self_edit=out.text, tokens=out.tokens, seconds=out.seconds)
+    return pd.DataFrame(rows, columns=["passage_id", "title", "sample", "prompt", "self_edit", "tokens", "seconds"])
+
+
+@dataclass
+class DocumentConfig:
+    split_lines: bool = field(default=True, metadata={"help": "one document per line (SEAL, single passage)"})
+    title_prefix: bool = field(default=True, metadata={"help": "start every document with the passage title"})
+    include_passage: bool = field(default=True, metadata={"help": "always train on the passage itself too"})
+    drop_filler: bool = field(default=True, metadata={"help": "drop a first line that only announces the list"})
+    min_chars: int = field(default=12, metadata={"help": "pieces shorter than this are dropped as degenerate"})
+
+
+@dataclass(frozen=True)
+class Documents:
+    texts: list[str]
+    from_edit: int  # how many documents came from the self-edit (0: an empty edit)
+
+    @property
+    def empty_edit(self) -> bool:
+        return self.from_edit == 0
+
+
+_QUESTION = re.compile(r"(?=^\s*Question\s*\d+\s*[:.])", re.IGNORECASE | re.MULTILINE)
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
+_SEPARATOR = re.compile(r"^\s*-{3,}\s*$", re.MULTILINE)
+
+
+def split_self_edit(self_edit: str, config: DocumentConfig) -> list[str]:
+    """The pieces of a self-edit, before title prefix and passage (see module docstring)."""
+    pieces = []
+    for block in _SEPARATOR.split(self_edit or ""):
+        if config.split_lines and _QUESTION.search(block):
+            pieces += [p.strip() for p in _QUESTION.split(block)]  # keep each Q/A pair together
+        elif config.split_lines:
+            lines = [line.strip() for line in block.splitlines() if line.strip()]
+            if config.drop_filler and lines and lines[0].endswith(":"):
+                lines = lines[1:]
+            pieces += lines
+        else:
+            pieces.append(block.strip())
+    pieces = [_BULLET.sub("", p).strip() for p in pieces]
+    return list(dict.fromkeys(p for p in pieces if len(p) >= config.min_chars))  # dedupe, keep order
+
+
+def training_documents(self_edit: str, passage: Passage, config: DocumentConfig | None = None) -> Documents:
+    """Training documents for the inner loop; an empty or degenerate edit yields `empty_edit=True`."""
+    config = config or DocumentConfig()
+    pieces = split_self_edit(self_edit, config)
+    texts = [f"{passage.title}\n{p}" if config.title_prefix else p for p in pieces]
+    if config.include_passage:
+        texts.append(f"{passage.title}\n{passage.context}" if config.title_prefix else passage.context)
+    return Documents(texts, len(pieces))
