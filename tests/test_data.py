@@ -1,0 +1,60 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from seal_kit.data import DataError, load_passages
+
+SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "squad_val.json"
+
+
+def test_builtin_set_is_invented_and_answerable():
+    passages = load_passages("builtin")
+    assert len(passages) >= 30
+    assert len({p.id for p in passages}) == len(passages)
+    for p in passages:
+        assert len(p.questions) >= 4
+        for qa in p.questions:
+            assert qa.answer.lower() in p.context.lower(), (p.id, qa.answer)
+
+
+def test_limit():
+    assert len(load_passages("builtin", limit=3)) == 3
+    with pytest.raises(DataError, match="limit"):
+        load_passages("builtin", limit=0)
+
+
+@pytest.mark.parametrize("items, message", [
+    ({"title": "x"}, "expected a non-empty JSON list"),
+    ([{"context": "c", "questions": [{"question": "q", "answer": "a"}]}], r"item 0: field 'title' is missing"),
+    ([{"title": "T", "context": "", "questions": [{"question": "q", "answer": "a"}]}],
+     r"item 0 \('T'\): field 'context' is invalid"),
+    ([{"title": "T", "context": "c", "questions": []}], r"item 0 \('T'\): field 'questions' is invalid"),
+    ([{"title": "T", "context": "c"}], r"field 'questions' is missing"),
+    ([{"title": "T", "context": "c", "questions": [{"question": "q", "answer": "a"}]},
+      {"title": "U", "context": "c", "questions": [{"question": "q", "answer": 3}]}],
+     r"item 1 \('U'\), questions\[0\]: field 'answer' is invalid \(3\)"),
+    (["just text"], r"item 0: expected an object"),
+])
+def test_bad_files_are_rejected_naming_file_item_and_field(tmp_path, items, message):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(items))
+    with pytest.raises(DataError, match=message) as err:
+        load_passages(path)
+    assert str(path) in str(err.value)
+
+
+def test_invalid_json_and_missing_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("[{")
+    with pytest.raises(DataError, match="broken.json: not valid JSON"):
+        load_passages(path)
+    with pytest.raises(DataError, match="no such file"):
+        load_passages(tmp_path / "absent.json")
+
+
+@pytest.mark.skipif(not SQUAD.exists(), reason=f"shared SQuAD data not found at {SQUAD}")
+def test_real_squad_file_loads():
+    passages = load_passages(SQUAD, limit=5)
+    assert len(passages) == 5
+    assert all(p.questions and p.title for p in passages)

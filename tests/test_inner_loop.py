@@ -1,0 +1,91 @@
+import pytest
+import torch
+from peft import PeftModel
+
+from seal_kit.inner_loop import InnerLoop, InnerLoopConfig, collate
+from seal_kit.models import load_model
+
+FACT = "Velmora Island\nThe capital of Velmora Island is Pellin Harbour, founded in 1622."
+OTHER = "Thornite\nThornite is a blue crystal mined near Dunhaven since 1790 by the Karvonen family."
+
+
+@pytest.fixture
+def inner():
+    model, tokenizer = load_model("tiny", seed=0)  # fresh per test: peft wraps the model in place
+    return InnerLoop(model, tokenizer, InnerLoopConfig(rank=8, alpha=16, lr=1e-2, epochs=15))
+
+
+def nll(inner, text):
+    batch = collate(inner.encode([text]), inner.tokenizer.pad_token_id)
+    with torch.no_grad():
+        return inner.model(**batch).loss.item()
+
+
+def logits(model, text, tokenizer):
+    with torch.no_grad():
+        return model(**tokenizer([text], return_tensors="pt")).logits
+
+
+def test_collate_pads_right_and_masks_pads_out_of_the_labels():
+    batch = collate([[5, 6, 7], [8]], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
+
+
+def test_pads_do_not_change_the_loss(inner):
+    short, long = inner.encode(["Velmora", OTHER])
+    with torch.no_grad():
+        together = inner.model(**collate([short, long], inner.tokenizer.pad_token_id)).loss.item()
+        alone = [inner.model(**collate([x], inner.tokenizer.pad_token_id)).loss.item() for x in (short, long)]
+    predicted = [len(short) - 1, len(long) - 1]  # tokens that get a next-token loss in each example
+    weighted = sum(loss * n for loss, n in zip(alone, predicted)) / sum(predicted)
+    assert together == pytest.approx(weighted, rel=1e-4)
+
+
+def test_inner_loop_learns_the_fact(inner):
+    with inner.base_model():
+        before = nll(inner, FACT)
+    result = inner.train([FACT, OTHER], seed=0)
+    assert result.steps == 30 and len(result.losses) == 30
+    assert sum(result.losses[-4:]) / 4 < 0.5 * sum(result.losses[:4]) / 4  # loss falls
+    assert nll(inner, FACT) < before - 1.0  # the trained fact became much more likely
+    with inner.base_model():
+        assert nll(inner, FACT) == pytest.approx(before)  # the base model is untouched
+
+
+def test_fresh_adapter_per_candidate_and_determinism(inner):
+    base = logits(inner.model.get_base_model(), FACT, inner.tokenizer)
+    first = inner.train([FACT], seed=3)
+    weights = {k: v.clone() for k, v in inner.model.state_dict().items() if "lora_" in k}
+    inner.train([OTHER], seed=9)
+    inner.reset(seed=3)  # a fresh adapter is the identity: B = 0
+    assert torch.allclose(logits(inner.model, FACT, inner.tokenizer), base)
+    again = inner.train([FACT], seed=3)
+    assert again.losses == first.losses
+    for k, v in inner.model.state_dict().items():
+        if "lora_" in k:
+            assert torch.equal(v, weights[k]), k
+    other_seed = inner.train([FACT], seed=4)
+    assert other_seed.losses != first.losses
+
+
+def test_batch_size_and_empty_input(inner):
+    inner.config.batch_size = 2
+    assert inner.train([FACT, OTHER, FACT + " Again."], seed=0).steps == 15 * 2
+    with pytest.raises(ValueError, match="at least one document"):
+        inner.train([], seed=0)
+
+
+def test_saved_adapter_loads_with_plain_peft(inner, tmp_path):
+    inner.train([FACT], seed=0)
+    inner.save_adapter(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_config.json").exists()
+    fresh, tokenizer = load_model("tiny", seed=0)
+    loaded = PeftModel.from_pretrained(fresh, tmp_path / "adapter")
+    assert torch.allclose(logits(loaded, FACT, tokenizer), logits(inner.model, FACT, tokenizer), atol=1e-5)
+
+
+def test_default_targets_cover_attention_and_mlp(inner):
+    adapted = {name.split(".")[-1] for name, m in inner.model.named_modules() if hasattr(m, "lora_A")}
+    assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
