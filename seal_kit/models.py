@@ -98,10 +98,31 @@ def tiny_config(vocab_size: int, **overrides) -> LlamaConfig:
     return LlamaConfig(**fields)
 
 
+def resolve(spec: str) -> str | Path:
+    """Where a spec's files are: the converted embedded folder, a local folder, or a HF id as is."""
+    if not isinstance(spec, str) or not spec:
+        raise ValueError(f"model spec must be 'embedded', 'tiny', a Hugging Face id or a folder; got {spec!r}")
+    if spec in ("embedded", "tiny"):
+        return prepare_embedded()
+    if spec.startswith((".", "/", "~")) and not Path(spec).expanduser().is_dir():
+        raise FileNotFoundError(f"model folder {spec!r} does not exist; give 'embedded', a HF id or an existing folder")
+    return str(Path(spec).expanduser()) if spec.startswith("~") else spec
+
+
+def _from_pretrained(loader, spec: str, **kwargs):
+    path = resolve(spec)
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise OSError(
+            f"Could not load model {spec!r}: not a local folder, and not in the Hugging Face cache "
+            f"(this machine may be offline). Use 'embedded', a local folder, or download it first. ({err})"
+        ) from err
+
+
 def load_tokenizer(spec: str = "embedded"):
     """The tokenizer of a model spec, with a pad token set (see `load_model`)."""
-    path = prepare_embedded() if spec in ("embedded", "tiny") else spec
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = _from_pretrained(AutoTokenizer, spec)
     if tokenizer.pad_token is None:
         # Padding is always masked (attention and loss), so reusing EOS as pad is safe.
         tokenizer.pad_token = tokenizer.eos_token
@@ -115,8 +136,6 @@ def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0,
     The model is in eval mode on cuda+bf16 when available, else CPU+fp32. `seed` only matters for
     "tiny", whose weights are random; `config_overrides` change the tiny model's config.
     """
-    if not isinstance(spec, str) or not spec:
-        raise ValueError(f"model spec must be 'embedded', 'tiny', a Hugging Face id or a folder; got {spec!r}")
     device, dtype = pick_device(device)
     tokenizer = load_tokenizer(spec)
     if spec == "tiny":
@@ -126,14 +145,7 @@ def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0,
                              **config_overrides)
         model = LlamaForCausalLM(config).to(dtype)
     else:
-        path = prepare_embedded() if spec == "embedded" else spec
-        try:
-            model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-        except OSError as err:
-            raise OSError(
-                f"Could not load model {spec!r}: not a local folder, and not in the Hugging Face cache "
-                f"(this machine may be offline). Use 'embedded', a local folder, or download it first. ({err})"
-            ) from err
+        model = _from_pretrained(AutoModelForCausalLM, spec, dtype=dtype)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.to(device).eval(), tokenizer

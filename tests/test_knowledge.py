@@ -1,0 +1,45 @@
+from seal_kit.inner_loop import InnerLoopConfig
+from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.models import load_model
+
+
+def make_task(grader="contains"):
+    model, tokenizer = load_model("tiny", seed=0)
+    return KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, alpha=8, lr=1e-2, epochs=2),
+                         EvalConfig(grader=grader, max_new_tokens=6))
+
+
+def test_baseline_is_computed_once_per_passage(passage, monkeypatch):
+    task = make_task()
+    calls = []
+    real = task.answer
+    monkeypatch.setattr(task, "answer", lambda ps: calls.append([p.id for p in ps]) or real(ps))
+    first = task.baseline(passage)
+    task.score_self_edit(passage, "Pellin Harbour is the capital of Velmora Island.", seed=0)
+    task.score_self_edit(passage, "Velmora Island lies in the Sorrel Sea.", seed=1)
+    assert task.baseline(passage) is first
+    assert calls.count(["p0"]) == 3  # one baseline + one evaluation per candidate, never a re-graded baseline
+    assert len(first.answers) == len(passage.questions)
+
+
+def test_reward_is_adapted_accuracy_and_gain_is_over_baseline(passage):
+    always_right = lambda predictions, answers, questions=None: [1.0] * len(predictions)  # noqa: E731
+    task = KnowledgeTask(*load_model("tiny", seed=0), InnerLoopConfig(rank=4, epochs=1), EvalConfig(max_new_tokens=4),
+                         grader=always_right)
+    result = task.score_self_edit(passage, "Pellin Harbour is the capital of Velmora Island.")
+    assert result["reward"] == 1.0 and result["baseline"] == 1.0 and result["gain"] == 0.0
+    graded = make_task("exact_match").score_self_edit(passage, "Pellin Harbour is the capital of Velmora Island.")
+    assert graded["gain"] == graded["reward"] - graded["baseline"]
+    assert set(graded) >= {"reward", "baseline", "gain", "status", "losses", "answers", "documents", "train_seconds"}
+    assert graded["status"] == "ok" and graded["n_documents"] == 2 and graded["steps"] == 4
+
+
+def test_empty_edit_is_an_outcome_not_a_crash(passage):
+    result = make_task().score_self_edit(passage, "\n\n  \n")
+    assert result["status"] == "empty_edit"
+    assert result["documents"] == [f"{passage.title}\n{passage.context}"]
+
+
+def test_passage_only_control(passage):
+    result = make_task().score_passage_only(passage)
+    assert result["n_documents"] == 1 and 0.0 <= result["reward"] <= 1.0

@@ -1,0 +1,57 @@
+import json
+from dataclasses import dataclass
+
+import pandas as pd
+import pytest
+import yaml
+
+from seal_kit.runs import load_metrics, outputs_root, start_run
+
+
+@dataclass
+class Cfg:
+    lr: float = 1e-3
+    modules: tuple = ("q_proj", "v_proj")
+
+
+def test_new_run_gets_a_timestamped_directory_and_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEAL_KIT_OUTPUTS", str(tmp_path))
+    run = start_run("demo", config={"K": 2, "inner": Cfg()})
+    assert run.path.parent == tmp_path / "runs" and run.path.name.endswith("-demo")
+    config = yaml.safe_load((run.path / "config.yaml").read_text())
+    assert config == {"name": "demo", "K": 2, "inner": {"lr": 1e-3, "modules": ["q_proj", "v_proj"]}}
+
+
+def test_outputs_root_is_the_projects_outputs_folder(tmp_path, monkeypatch):
+    monkeypatch.delenv("SEAL_KIT_OUTPUTS", raising=False)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert outputs_root() == tmp_path / "outputs"
+
+
+def test_finished_run_is_never_silently_overwritten(tmp_path):
+    run = start_run("x", tmp_path / "r")
+    run.finish({"accuracy": 0.5})
+    with pytest.raises(FileExistsError, match="already holds a finished run"):
+        start_run("x", tmp_path / "r")
+    assert load_metrics(tmp_path / "r") == {"accuracy": 0.5}
+    again = start_run("x", tmp_path / "r", overwrite=True)
+    assert not again.finished
+
+
+def test_unfinished_run_can_be_reopened(tmp_path):
+    start_run("x", tmp_path / "r").write_json("partial.json", {"done": 1})
+    run = start_run("x", tmp_path / "r")
+    assert json.loads((run.path / "partial.json").read_text()) == {"done": 1}
+
+
+def test_tables_are_written_atomically_in_two_formats(tmp_path):
+    run = start_run("x", tmp_path / "r")
+    table = pd.DataFrame({"passage_id": ["a", "b"], "reward": [0.2, 0.8]})
+    run.write_table("candidates", table)
+    run.write_table("candidates", table.assign(reward=[0.3, 0.9]))
+    assert pd.read_parquet(run.path / "candidates.parquet").reward.tolist() == [0.3, 0.9]
+    assert pd.read_json(run.path / "candidates.jsonl", lines=True).passage_id.tolist() == ["a", "b"]
+    assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
