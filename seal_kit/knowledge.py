@@ -83,7 +83,7 @@ class KnowledgeTask:
         began = time.perf_counter()
         result = self.answer([passage])[0]
         return {"passage_id": passage.id, "seed": seed, "reward": result.accuracy, "baseline": base,
-                "gain": result.accuracy - base, "n_documents": len(documents), "steps": trained.steps,
+                "gain": result.accuracy - base, "n_documents": len(documents), "steps": trained.steps, "tokens": trained.tokens,
                 "final_loss": trained.losses[-1], "losses": trained.losses, "answers": result.answers,
                 "train_seconds": trained.seconds, "eval_seconds": time.perf_counter() - began}
 
