@@ -97,7 +97,7 @@ def load_passages(source: str | Path = BUILTIN, limit: int | None = None, split:
             items = json.loads(Path(source).read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise DataError(f"{name}: not valid JSON ({err})") from err
-    elif str(source).endswith((".json", ".jsonl")) or "/" in str(source) and Path(str(source).split("/")[0]).exists():
+    elif str(source).endswith((".json", ".jsonl")) or str(source).startswith((".", "/", "~")):
         raise DataError(f"{source}: no such file; give 'builtin', a SQuAD-by-passage JSON file or a HF dataset name")
     else:
         items, name = _from_hub(str(source), split), str(source)

@@ -47,7 +47,10 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
         raise ValueError(f"batch_size and max_new_tokens must be >= 1, got {batch_size} and {max_new_tokens}")
     sampling = temperature > 0
     options = dict(max_new_tokens=max_new_tokens, do_sample=sampling, pad_token_id=tokenizer.pad_token_id)
-    options.update(temperature=temperature, top_p=top_p) if sampling else options.update(temperature=None, top_p=None, top_k=None)
+    if sampling:
+        options.update(temperature=temperature, top_p=top_p)
+    else:  # unset the model's own sampling defaults, which greedy decoding would warn about
+        options.update(temperature=None, top_p=None, top_k=None)
     stops = stop_ids(model, tokenizer)
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[Generation | None] = [None] * len(prompts)
