@@ -89,3 +89,15 @@ def test_saved_adapter_loads_with_plain_peft(inner, tmp_path):
 def test_default_targets_cover_attention_and_mlp(inner):
     adapted = {name.split(".")[-1] for name, m in inner.model.named_modules() if hasattr(m, "lora_A")}
     assert adapted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_nested_base_model_contexts_keep_the_adapter_off(inner):
+    base = logits(inner.model.get_base_model(), FACT, inner.tokenizer)
+    with inner.base_model():
+        pass
+    inner.train([FACT], seed=0)
+    with inner.base_model():
+        with inner.base_model():
+            pass
+        assert torch.allclose(logits(inner.model, FACT, inner.tokenizer), base)
+    assert not torch.allclose(logits(inner.model, FACT, inner.tokenizer), base)
