@@ -58,3 +58,21 @@ def test_real_squad_file_loads():
     passages = load_passages(SQUAD, limit=5)
     assert len(passages) == 5
     assert all(p.questions and p.title for p in passages)
+
+
+def test_hub_dataset_rows_are_regrouped_by_passage(monkeypatch):
+    """A SQuAD-style HF dataset has one row per question; the loader groups them per context."""
+    import sys
+    import types
+
+    rows = [{"title": "T1", "context": "C1", "question": "q1", "answers": {"text": ["a1", "alt"]}},
+            {"title": "T1", "context": "C1", "question": "q2", "answers": {"text": ["a2"]}},
+            {"title": "T2", "context": "C2", "question": "q3", "answers": {"text": ["a3"]}},
+            {"title": "T2", "context": "C2", "question": "unanswerable", "answers": {"text": []}}]
+    asked = []
+    fake = types.SimpleNamespace(load_dataset=lambda name, split: asked.append((name, split)) or rows)
+    monkeypatch.setitem(sys.modules, "datasets", fake)
+    passages = load_passages("some-org/squad-like", split="validation")
+    assert asked == [("some-org/squad-like", "validation")]
+    assert [(p.title, [(q.question, q.answer) for q in p.questions]) for p in passages] == [
+        ("T1", [("q1", "a1"), ("q2", "a2")]), ("T2", [("q3", "a3")])]
