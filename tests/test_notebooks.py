@@ -1,5 +1,6 @@
 """The notebooks, run headless by papermill in smoke mode, as `make demo` and batch users run them."""
 import json
+import re
 from pathlib import Path
 
 import papermill
@@ -41,5 +42,5 @@ def test_every_notebook_has_a_commented_parameters_cell():
         assert len(tagged) == 1, path.name
         lines = [line for line in "".join(tagged[0]["source"]).splitlines() if line.strip()]
         assert all("#" in line for line in lines), f"{path.name}: uncommented parameter"
-        names = {line.split("=")[0].strip() for line in lines}
+        names = {re.split(r"[:=]", line)[0].strip() for line in lines}
         assert {"MODEL", "RUN_DIR", "SMOKE", "SEED"} <= names, path.name
