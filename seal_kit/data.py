@@ -91,10 +91,10 @@ def load_passages(source: str | Path = BUILTIN, limit: int | None = None, split:
     if str(source) == BUILTIN:
         text = resources.files("seal_kit").joinpath("data/builtin_passages.json").read_text(encoding="utf-8")
         items, name = json.loads(text), "builtin_passages.json"
-    elif Path(source).exists():
+    elif Path(source).expanduser().exists():
         name = str(source)
         try:
-            items = json.loads(Path(source).read_text(encoding="utf-8"))
+            items = json.loads(Path(source).expanduser().read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise DataError(f"{name}: not valid JSON ({err})") from err
     elif str(source).endswith((".json", ".jsonl")) or str(source).startswith((".", "/", "~")):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -66,6 +67,12 @@ class InnerLoop:
     def __init__(self, model, tokenizer, config: InnerLoopConfig | None = None):
         self.config = config or InnerLoopConfig()
         self.tokenizer = tokenizer
+        if hasattr(model, "peft_config"):
+            raise ValueError("this model already carries a LoRA adapter (an InnerLoop or KnowledgeTask was built on it "
+                             "before): reuse that one, or load the model again for a different inner-loop config")
+        if self.config.epochs < 1 or self.config.batch_size < 1:
+            raise ValueError(f"InnerLoopConfig.epochs and batch_size must be >= 1, got {self.config.epochs} and "
+                             f"{self.config.batch_size} (the base model's baseline is the no-training control)")
         lora = LoraConfig(r=self.config.rank, lora_alpha=self.config.alpha, lora_dropout=self.config.dropout,
                           target_modules=self.config.target_modules, task_type="CAUSAL_LM")
         self.model = get_peft_model(model, lora, adapter_name=ADAPTER)
@@ -84,9 +91,13 @@ class InnerLoop:
 
     def encode(self, documents: list[str]) -> list[list[int]]:
         eos = self.tokenizer.eos_token_id
-        ids = self.tokenizer(documents, add_special_tokens=True, truncation=True,
-                             max_length=self.config.max_length - 1)["input_ids"]
-        return [x + [eos] for x in ids]  # EOS teaches where a document ends
+        limit = self.config.max_length - 1
+        ids = self.tokenizer(documents, add_special_tokens=True)["input_ids"]
+        if any(len(x) > limit for x in ids):
+            warnings.warn(f"{sum(len(x) > limit for x in ids)} training document(s) longer than "
+                          f"InnerLoopConfig.max_length={self.config.max_length} tokens were cut; facts past the cut "
+                          "cannot be learned (raise max_length)", stacklevel=2)
+        return [x[:limit] + [eos] for x in ids]  # EOS teaches where a document ends
 
     def train(self, documents: list[str], seed: int = 0, progress: bool = False) -> InnerLoopResult:
         """Reset the adapter under `seed`, then SFT it on `documents` (causal-LM loss on every real token)."""

@@ -65,12 +65,14 @@ class KnowledgeTask:
         return results
 
     def baselines(self, passages: list[Passage]) -> list[QAResult]:
-        """The base model's closed-book results, computed once per passage id and then cached."""
-        todo = [p for p in passages if p.id not in self._baselines]
-        if todo:
-            with self.inner.base_model():
-                for p, result in zip(todo, self.answer(todo)):
-                    self._baselines[p.id] = result
+        """The base model's closed-book results, computed once per passage id and then cached.
+
+        Each passage is answered on its own, in the same batch an adapted model will get: in bf16 the
+        batch's make-up alone can change greedy answers, which would show up as a fake gain."""
+        with self.inner.base_model():
+            for p in passages:
+                if p.id not in self._baselines:
+                    self._baselines[p.id] = self.answer([p])[0]
         return [self._baselines[p.id] for p in passages]
 
     def baseline(self, passage: Passage) -> QAResult:
@@ -79,12 +81,17 @@ class KnowledgeTask:
     def score_documents(self, passage: Passage, documents: list[str], seed: int = 0) -> dict:
         """Train a fresh adapter on `documents`, answer closed-book, and return reward, gain and timings."""
         base = self.baseline(passage).accuracy
+        if not documents:  # nothing to train on (an empty edit with include_passage=False): θ' = θ
+            return {"passage_id": passage.id, "seed": seed, "reward": base, "baseline": base, "gain": 0.0,
+                    "n_documents": 0, "steps": 0, "tokens": 0, "final_loss": float("nan"), "losses": [],
+                    "answers": self.baseline(passage).answers, "scores": self.baseline(passage).scores,
+                    "train_seconds": 0.0, "eval_seconds": 0.0}
         trained = self.inner.train(documents, seed=seed)
         began = time.perf_counter()
         result = self.answer([passage])[0]
         return {"passage_id": passage.id, "seed": seed, "reward": result.accuracy, "baseline": base,
                 "gain": result.accuracy - base, "n_documents": len(documents), "steps": trained.steps, "tokens": trained.tokens,
-                "final_loss": trained.losses[-1], "losses": trained.losses, "answers": result.answers,
+                "final_loss": trained.losses[-1], "losses": trained.losses, "answers": result.answers, "scores": result.scores,
                 "train_seconds": trained.seconds, "eval_seconds": time.perf_counter() - began}
 
     def score_self_edit(self, passage: Passage, self_edit: str, seed: int = 0) -> dict:
@@ -95,5 +102,6 @@ class KnowledgeTask:
         return {**scored, "status": "empty_edit" if docs.empty_edit else "ok", "documents": docs.texts}
 
     def score_passage_only(self, passage: Passage, seed: int = 0) -> dict:
-        """The 'train on the passage only' control of the paper."""
-        return self.score_documents(passage, training_documents("", passage, self.documents).texts, seed)
+        """The 'train on the passage only' control of the paper (the passage is included whatever the config)."""
+        return self.score_documents(passage, [f"{passage.title}\n{passage.context}" if self.documents.title_prefix
+                                              else passage.context], seed)

@@ -31,12 +31,12 @@ def cache_dir() -> Path:
 
 
 def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """cuda + bf16 when a GPU is there (fp16 on GPUs without bf16), else CPU + fp32."""
+    """cuda + bf16 when the GPU supports it, else fp32 (fp16 would need loss scaling to train safely)."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
-        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return device, torch.float32
 
 

@@ -38,6 +38,7 @@ SELF_EDIT_PROMPTS = {
     ),
 }
 
+CHAT_DATE = "26 Jul 2024"
 QUESTION_PROMPT = "Topic: {title}\n{question}\nAnswer directly and concisely."
 
 
@@ -62,7 +63,10 @@ def render(tokenizer, text: str, chat: bool | None = None) -> str:
     """Wrap `text` as one user turn plus the assistant cue for instruct models; as is for base models."""
     if not uses_chat(tokenizer, chat):
         return text
-    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True)
+    # Llama-3 templates print today's date into the system turn unless given one: fix it, so a prompt
+    # (and so a run) is the same tomorrow. Templates without a date ignore the variable.
+    return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True,
+                                         date_string=CHAT_DATE)
 
 
 def self_edit_prompt(tokenizer, passage: Passage, prompt: str = "implications", chat: bool | None = None) -> str:

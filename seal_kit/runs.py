@@ -23,6 +23,8 @@ import pandas as pd
 import yaml
 
 METRICS = "metrics.json"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def outputs_root() -> Path:
@@ -40,9 +42,16 @@ def outputs_root() -> Path:
 def atomic_write(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any other file
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _plain(obj):
@@ -87,10 +96,24 @@ class Run:
         return self.write_json(METRICS, metrics)
 
 
+def _new_run_path(name: str) -> Path:
+    """`outputs/runs/<timestamp>-<name>`, claimed atomically; two runs started in the same second get -2, -3..."""
+    base = outputs_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not claim a new run directory next to {base}")
+
+
 def start_run(name: str, run_dir: str | Path | None = None, config: dict | None = None,
               overwrite: bool = False) -> Run:
     """Create (or reopen an unfinished) run directory and write its resolved config.yaml."""
-    path = Path(run_dir) if run_dir else outputs_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+    path = Path(run_dir) if run_dir else _new_run_path(name)
     run = Run(path)
     if run.finished and not overwrite:
         raise FileExistsError(f"{path} already holds a finished run ({METRICS} exists); choose another RUN_DIR, "

@@ -76,3 +76,10 @@ def test_hub_dataset_rows_are_regrouped_by_passage(monkeypatch):
     assert asked == [("some-org/squad-like", "validation")]
     assert [(p.title, [(q.question, q.answer) for q in p.questions]) for p in passages] == [
         ("T1", [("q1", "a1"), ("q2", "a2")]), ("T2", [("q3", "a3")])]
+
+
+def test_home_relative_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "mine.json").write_text(json.dumps([{"title": "T", "context": "C", "questions": [
+        {"question": "q", "answer": "a"}]}]))
+    assert load_passages("~/mine.json")[0].title == "T"

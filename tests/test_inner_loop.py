@@ -101,3 +101,13 @@ def test_nested_base_model_contexts_keep_the_adapter_off(inner):
             pass
         assert torch.allclose(logits(inner.model, FACT, inner.tokenizer), base)
     assert not torch.allclose(logits(inner.model, FACT, inner.tokenizer), base)
+
+
+def test_bad_epochs_and_truncation_are_reported():
+    model, tokenizer = load_model("tiny", seed=0)
+    with pytest.raises(ValueError, match="epochs"):
+        InnerLoop(model, tokenizer, InnerLoopConfig(epochs=0))
+    short = InnerLoop(model, tokenizer, InnerLoopConfig(max_length=8))
+    with pytest.warns(UserWarning, match="were cut"):
+        ids = short.encode([OTHER])
+    assert len(ids[0]) == 8 and ids[0][-1] == tokenizer.eos_token_id

@@ -1,3 +1,5 @@
+import pytest
+
 from seal_kit.inner_loop import InnerLoopConfig
 from seal_kit.knowledge import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
@@ -43,3 +45,35 @@ def test_empty_edit_is_an_outcome_not_a_crash(passage):
 def test_passage_only_control(passage):
     result = make_task().score_passage_only(passage)
     assert result["n_documents"] == 1 and 0.0 <= result["reward"] <= 1.0
+
+
+def test_baselines_are_answered_passage_by_passage(passage, monkeypatch):
+    """The same batches as after training, so batch make-up cannot pose as a gain (it does in bf16)."""
+    from dataclasses import replace
+
+    task = make_task()
+    calls = []
+    real = task.answer
+    monkeypatch.setattr(task, "answer", lambda ps: calls.append([p.id for p in ps]) or real(ps))
+    other = replace(passage, id="p1")
+    task.baselines([passage, other])
+    assert calls == [["p0"], ["p1"]]
+
+
+def test_an_edit_with_no_documents_trains_nothing(passage):
+    from seal_kit.self_edit import DocumentConfig
+
+    model, tokenizer = load_model("tiny", seed=0)
+    task = KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, epochs=1), EvalConfig(max_new_tokens=4),
+                         DocumentConfig(include_passage=False))
+    result = task.score_self_edit(passage, "")
+    assert result["status"] == "empty_edit" and result["steps"] == 0 and result["gain"] == 0.0
+    assert result["reward"] == task.baseline(passage).accuracy
+    assert task.score_passage_only(passage)["n_documents"] == 1  # the control always has the passage
+
+
+def test_a_model_is_wrapped_once(passage):
+    model, tokenizer = load_model("tiny", seed=0)
+    KnowledgeTask(model, tokenizer)
+    with pytest.raises(ValueError, match="already carries a LoRA adapter"):
+        KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=16))

@@ -31,3 +31,14 @@ def test_question_prompt_is_closed_book(tiny, passage):
     text = question_prompt(tokenizer, passage.title, passage.questions[0].question)
     assert "Topic: Velmora Island" in text and passage.questions[0].question in text
     assert passage.context not in text
+
+
+def test_chat_templates_get_a_fixed_date(tiny):
+    """Llama-3 templates print today's date unless given one; prompts must not change from day to day."""
+    import copy
+
+    from seal_kit.prompts import CHAT_DATE, render
+
+    tokenizer = copy.deepcopy(tiny[1])
+    tokenizer.chat_template = "{{ date_string | default('today') }}: {{ messages[0]['content'] }}"
+    assert render(tokenizer, "hello") == f"{CHAT_DATE}: hello"

@@ -55,3 +55,20 @@ def test_tables_are_written_atomically_in_two_formats(tmp_path):
     assert pd.read_parquet(run.path / "candidates.parquet").reward.tolist() == [0.3, 0.9]
     assert pd.read_json(run.path / "candidates.jsonl", lines=True).passage_id.tolist() == ["a", "b"]
     assert not [p for p in run.path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEAL_KIT_OUTPUTS", str(tmp_path))
+    monkeypatch.setattr("time.strftime", lambda fmt: "20260101-000000")
+    first, second = start_run("same"), start_run("same")
+    assert first.path != second.path and second.path.name == "20260101-000000-same-2"
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    import os
+
+    run = start_run("x", tmp_path / "r")
+    mode = (run.path / "config.yaml").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask
