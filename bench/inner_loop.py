@@ -8,11 +8,13 @@ The reference-style loop repeats the three costs SEAL's public code paid per can
 the model, pads every document to 2048 tokens with the pads inside the loss, and re-grades the base
 model's answers. Both loops use the same LoRA targets, epochs and self-edits, so the ratio isolates
 those three choices. FLOP/s counts 4 x parameters x trained tokens (forward 2N, backward through the
-frozen weights 2N; LoRA's own weights are negligible).
+frozen weights 2N; LoRA's own weights are negligible); N includes the input embedding, so for models
+with untied embeddings the figure is an upper bound.
 """
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 
 import torch
@@ -79,6 +81,9 @@ def main():
         ref_task.inner = PaddedInnerLoop(fresh, tok, inner)
         reference.append(ref_task.score_self_edit(p, e))
         del fresh, ref_task
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()  # so reloads measure loading, not a growing heap
     ref_s = (time.perf_counter() - began) / len(passages)
 
     train_s = sum(r["train_seconds"] for r in ours)
