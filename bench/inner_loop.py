@@ -77,8 +77,8 @@ def main():
     reference = []
     for p, e in zip(passages, edits.self_edit):
         fresh, tok = load_model(args.model, device=args.device)  # reloaded per candidate
-        ref_task = KnowledgeTask(fresh, tok, inner, evaluation)  # new task: its baseline is re-graded
-        ref_task.inner = PaddedInnerLoop(fresh, tok, inner)
+        # a new task, so its baseline is re-graded
+        ref_task = KnowledgeTask(fresh, tok, PaddedInnerLoop(fresh, tok, inner), evaluation)
         reference.append(ref_task.score_self_edit(p, e))
         del fresh, ref_task
         gc.collect()

@@ -39,9 +39,11 @@ class QAResult:
 
 
 class KnowledgeTask:
-    def __init__(self, model, tokenizer, inner: InnerLoopConfig | None = None, evaluation: EvalConfig | None = None,
-                 documents: DocumentConfig | None = None, grader: Grader | None = None):
-        self.inner = InnerLoop(model, tokenizer, inner)
+    def __init__(self, model, tokenizer, inner: InnerLoopConfig | InnerLoop | None = None,
+                 evaluation: EvalConfig | None = None, documents: DocumentConfig | None = None,
+                 grader: Grader | None = None):
+        # An InnerLoop built on `model` may be passed instead of its config (a variant, as in bench/).
+        self.inner = inner if isinstance(inner, InnerLoop) else InnerLoop(model, tokenizer, inner)
         self.tokenizer = tokenizer
         self.evaluation = evaluation or EvalConfig()
         self.documents = documents or DocumentConfig()

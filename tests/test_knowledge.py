@@ -77,3 +77,12 @@ def test_a_model_is_wrapped_once(passage):
     KnowledgeTask(model, tokenizer)
     with pytest.raises(ValueError, match="already carries a LoRA adapter"):
         KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=16))
+
+
+def test_a_prebuilt_inner_loop_can_be_passed(passage):
+    from seal_kit.inner_loop import InnerLoop
+
+    model, tokenizer = load_model("tiny", seed=0)
+    inner = InnerLoop(model, tokenizer, InnerLoopConfig(rank=4, epochs=1))
+    task = KnowledgeTask(model, tokenizer, inner, EvalConfig(max_new_tokens=4))
+    assert task.inner is inner and task.score_self_edit(passage, "A fact about Velmora Island.")["steps"] == 2
