@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from .data import Passage
 from .generation import generate
 from .graders import Grader, get_grader
-from .inner_loop import InnerLoop, InnerLoopConfig
+from .inner_loop import InnerLoop, InnerLoopConfig, InnerLoopResult
 from .prompts import question_prompt
-from .self_edit import DocumentConfig, Documents, training_documents
+from .self_edit import DocumentConfig, Documents, passage_document, training_documents
 
 
 @dataclass
@@ -82,19 +82,19 @@ class KnowledgeTask:
 
     def score_documents(self, passage: Passage, documents: list[str], seed: int = 0) -> dict:
         """Train a fresh adapter on `documents`, answer closed-book, and return reward, gain and timings."""
-        base = self.baseline(passage).accuracy
-        if not documents:  # nothing to train on (an empty edit with include_passage=False): θ' = θ
-            return {"passage_id": passage.id, "seed": seed, "reward": base, "baseline": base, "gain": 0.0,
-                    "n_documents": 0, "steps": 0, "tokens": 0, "final_loss": float("nan"), "losses": [],
-                    "answers": self.baseline(passage).answers, "scores": self.baseline(passage).scores,
-                    "train_seconds": 0.0, "eval_seconds": 0.0}
-        trained = self.inner.train(documents, seed=seed)
-        began = time.perf_counter()
-        result = self.answer([passage])[0]
-        return {"passage_id": passage.id, "seed": seed, "reward": result.accuracy, "baseline": base,
-                "gain": result.accuracy - base, "n_documents": len(documents), "steps": trained.steps, "tokens": trained.tokens,
-                "final_loss": trained.losses[-1], "losses": trained.losses, "answers": result.answers, "scores": result.scores,
-                "train_seconds": trained.seconds, "eval_seconds": time.perf_counter() - began}
+        base = self.baseline(passage)
+        if documents:
+            trained = self.inner.train(documents, seed=seed)
+            began = time.perf_counter()
+            result = self.answer([passage])[0]
+            eval_seconds = time.perf_counter() - began
+        else:  # nothing to train on (an empty edit with include_passage=False): θ' = θ
+            trained, result, eval_seconds = InnerLoopResult([], 0, 0, 0.0), base, 0.0
+        return {"passage_id": passage.id, "seed": seed, "reward": result.accuracy, "baseline": base.accuracy,
+                "gain": result.accuracy - base.accuracy, "n_documents": len(documents), "steps": trained.steps,
+                "tokens": trained.tokens, "final_loss": trained.losses[-1] if trained.losses else float("nan"),
+                "losses": trained.losses, "answers": result.answers, "scores": result.scores,
+                "train_seconds": trained.seconds, "eval_seconds": eval_seconds}
 
     def score_self_edit(self, passage: Passage, self_edit: str, seed: int = 0) -> dict:
         """The reward of one self-edit. An empty or degenerate edit is reported as status 'empty_edit'
@@ -105,5 +105,4 @@ class KnowledgeTask:
 
     def score_passage_only(self, passage: Passage, seed: int = 0) -> dict:
         """The 'train on the passage only' control of the paper (the passage is included whatever the config)."""
-        return self.score_documents(passage, [f"{passage.title}\n{passage.context}" if self.documents.title_prefix
-                                              else passage.context], seed)
+        return self.score_documents(passage, [passage_document(passage, self.documents)], seed)

@@ -88,11 +88,16 @@ def split_self_edit(self_edit: str, config: DocumentConfig) -> list[str]:
     return list(dict.fromkeys(p for p in pieces if len(p) >= config.min_chars))  # dedupe, keep order
 
 
+def passage_document(passage: Passage, config: DocumentConfig) -> str:
+    """The passage itself as a training document (the 'train on the passage' control uses it alone)."""
+    return f"{passage.title}\n{passage.context}" if config.title_prefix else passage.context
+
+
 def training_documents(self_edit: str, passage: Passage, config: DocumentConfig | None = None) -> Documents:
     """Training documents for the inner loop; an empty or degenerate edit yields `empty_edit=True`."""
     config = config or DocumentConfig()
     pieces = split_self_edit(self_edit, config)
     texts = [f"{passage.title}\n{p}" if config.title_prefix else p for p in pieces]
     if config.include_passage:
-        texts.append(f"{passage.title}\n{passage.context}" if config.title_prefix else passage.context)
+        texts.append(passage_document(passage, config))
     return Documents(texts, len(pieces))
