@@ -33,7 +33,8 @@ class PaddedInnerLoop(InnerLoop):
 
     def encode(self, documents):
         pad = self.tokenizer.pad_token_id
-        return [(ids + [pad] * self.pad_length)[:self.pad_length] for ids in super().encode(documents)]
+        fill = lambda x: (x + [pad] * self.pad_length)[:self.pad_length]  # noqa: E731
+        return [(fill(ids), fill(labels)) for ids, labels in super().encode(documents)]
 
 
 def matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:

@@ -10,11 +10,14 @@
 The base model is loaded once per process and wrapped once; every `train` call re-initialises the
 same adapter's weights under its seed instead of reloading or copying the base. Batches are padded
 only to their longest document, and pad positions never enter the loss (the reference padded every
-document to 2048 tokens and trained on the pads).
+document to 2048 tokens and trained on the pads). Examples are documents (loss on every token) or
+(prompt, completion) pairs (loss on the completion only): `train_lora` is the one SFT mechanism,
+shared with the outer loop's generator update.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -41,6 +44,11 @@ class InnerLoopConfig:
     batch_size: int = field(default=1, metadata={"help": "documents per step (paper: 1)"})
     max_length: int = field(default=512, metadata={"help": "documents are truncated to this many tokens"})
 
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.rank < 1:
+            raise ValueError(f"{type(self).__name__}: epochs, batch_size and rank must be >= 1, got {self.epochs}, "
+                             f"{self.batch_size} and {self.rank} (the base model is the no-training control)")
+
 
 @dataclass
 class InnerLoopResult:
@@ -50,15 +58,84 @@ class InnerLoopResult:
     seconds: float
 
 
-def collate(examples: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
+Example = tuple[list[int], list[int]]  # (input ids, labels); label -100 = no loss on that token
+
+
+def encode_examples(tokenizer, examples: list[str | tuple[str, str]], max_length: int) -> list[Example]:
+    """Token ids and labels for training. A string is a document: loss on every token. A (prompt,
+    completion) pair gets loss on the completion only; prompt and completion are tokenized apart and
+    joined, so the boundary is exact for any tokenizer (the reference hard-coded Llama-3 token ids)."""
+    eos, bos = tokenizer.eos_token_id, tokenizer.bos_token
+    encoded, cut = [], 0
+    for example in examples:
+        prompt, completion = ("", example) if isinstance(example, str) else example
+        head = tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos)))["input_ids"] if prompt else []
+        body = tokenizer(completion, add_special_tokens=not prompt)["input_ids"] + [eos]  # EOS: where it ends
+        ids, labels = head + body, [-100] * len(head) + body
+        if len(ids) > max_length:  # keep the EOS, cut before it
+            cut += 1
+            ids, labels = ids[:max_length - 1] + [eos], labels[:max_length - 1] + [eos]
+        encoded.append((ids, labels))
+    if cut:
+        warnings.warn(f"{cut} training example(s) longer than max_length={max_length} tokens were cut; what lies "
+                      "past the cut cannot be learned (raise max_length)", stacklevel=3)
+    return encoded
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Right-pad to the longest example; labels are -100 on pads so they never enter the loss."""
-    width = max(len(e) for e in examples)
+    width = max(len(ids) for ids, _ in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, e in enumerate(examples):
-        ids[row, :len(e)] = torch.tensor(e)
-        mask[row, :len(e)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": ids.masked_fill(mask == 0, -100)}  # (B, T)
+    for row, (x, y) in enumerate(examples):
+        ids[row, :len(x)], labels[row, :len(y)], mask[row, :len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}  # (B, T)
+
+
+def adapter_parameters(model, adapter: str) -> list[torch.nn.Parameter]:
+    """The LoRA weights of one named adapter, made trainable; every other LoRA weight is frozen."""
+    chosen = []
+    for name, param in model.named_parameters():
+        if "lora_" in name:
+            param.requires_grad_(f".{adapter}." in name)
+            if param.requires_grad:
+                chosen.append(param)
+    return chosen
+
+
+def train_lora(model, encoded: list[Example], pad_id: int, config: InnerLoopConfig, adapter: str,
+               seed: int = 0, progress: bool = False, desc: str = "inner loop") -> InnerLoopResult:
+    """SFT of one named LoRA adapter of a peft model (its current weights are the start) on encoded
+    examples (`encode_examples`).
+
+    The one training mechanism of the kit: the inner loop trains its per-candidate adapter with it, the
+    outer loop the generator's."""
+    if not encoded:
+        raise ValueError("training needs at least one example; got an empty list")
+    began = time.perf_counter()
+    model.set_adapter(adapter)
+    optimizer = torch.optim.AdamW(adapter_parameters(model, adapter), lr=config.lr, weight_decay=0.0)
+    order_rng = torch.Generator().manual_seed(seed)
+    losses, tokens = [], 0
+    steps_per_epoch = -(-len(encoded) // config.batch_size)
+    bar = tqdm(total=config.epochs * steps_per_epoch, desc=desc, disable=not progress, leave=False)
+    model.train()
+    for _ in range(config.epochs):
+        order = torch.randperm(len(encoded), generator=order_rng).tolist()
+        for start in range(0, len(order), config.batch_size):
+            batch = collate([encoded[i] for i in order[start:start + config.batch_size]], pad_id)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            tokens += int(batch["attention_mask"].sum())
+            bar.update(1)
+    bar.close()
+    model.eval()
+    return InnerLoopResult(losses, len(losses), tokens, time.perf_counter() - began)
 
 
 class InnerLoop:
@@ -70,9 +147,6 @@ class InnerLoop:
         if hasattr(model, "peft_config"):
             raise ValueError("this model already carries a LoRA adapter (an InnerLoop or KnowledgeTask was built on it "
                              "before): reuse that one, or load the model again for a different inner-loop config")
-        if self.config.epochs < 1 or self.config.batch_size < 1:
-            raise ValueError(f"InnerLoopConfig.epochs and batch_size must be >= 1, got {self.config.epochs} and "
-                             f"{self.config.batch_size} (the base model's baseline is the no-training control)")
         lora = LoraConfig(r=self.config.rank, lora_alpha=self.config.alpha, lora_dropout=self.config.dropout,
                           target_modules=self.config.target_modules, task_type="CAUSAL_LM")
         self.model = get_peft_model(model, lora, adapter_name=ADAPTER)
@@ -89,46 +163,19 @@ class InnerLoop:
             if isinstance(module, LoraLayer):
                 module.reset_lora_parameters(ADAPTER, init_lora_weights=True)
 
-    def encode(self, documents: list[str]) -> list[list[int]]:
-        eos = self.tokenizer.eos_token_id
-        limit = self.config.max_length - 1
-        ids = self.tokenizer(documents, add_special_tokens=True)["input_ids"]
-        if any(len(x) > limit for x in ids):
-            warnings.warn(f"{sum(len(x) > limit for x in ids)} training document(s) longer than "
-                          f"InnerLoopConfig.max_length={self.config.max_length} tokens were cut; facts past the cut "
-                          "cannot be learned (raise max_length)", stacklevel=2)
-        return [x[:limit] + [eos] for x in ids]  # EOS teaches where a document ends
+    def encode(self, examples: list[str | tuple[str, str]]) -> list[Example]:
+        return encode_examples(self.tokenizer, examples, self.config.max_length)
 
-    def train(self, documents: list[str], seed: int = 0, progress: bool = False) -> InnerLoopResult:
-        """Reset the adapter under `seed`, then SFT it on `documents` (causal-LM loss on every real token)."""
-        if not documents:
+    def train(self, examples: list[str | tuple[str, str]], seed: int = 0, progress: bool = False,
+              **overrides) -> InnerLoopResult:
+        """Reset the adapter under `seed`, then SFT it on `examples` (documents, or (prompt, completion)
+        pairs with loss on the completion only). `overrides` replace config fields for this call only
+        (a self-edit may choose its own learning rate or epochs)."""
+        if not examples:
             raise ValueError("InnerLoop.train needs at least one document; got an empty list")
-        cfg = self.config
-        began = time.perf_counter()
+        config = dataclasses.replace(self.config, **overrides) if overrides else self.config
         self.reset(seed)
-        examples = self.encode(documents)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-        order_rng = torch.Generator().manual_seed(seed)
-        losses, tokens = [], 0
-        steps_per_epoch = -(-len(examples) // cfg.batch_size)
-        bar = tqdm(total=cfg.epochs * steps_per_epoch, desc="inner loop", disable=not progress, leave=False)
-        self.model.train()
-        for _ in range(cfg.epochs):
-            order = torch.randperm(len(examples), generator=order_rng).tolist()
-            for start in range(0, len(order), cfg.batch_size):
-                batch = collate([examples[i] for i in order[start:start + cfg.batch_size]], self.tokenizer.pad_token_id)
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                loss = self.model(**batch).loss
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                tokens += int(batch["attention_mask"].sum())
-                bar.update(1)
-        bar.close()
-        self.model.eval()
-        return InnerLoopResult(losses, len(losses), tokens, time.perf_counter() - began)
+        return train_lora(self.model, self.encode(examples), self.tokenizer.pad_token_id, config, ADAPTER, seed, progress)
 
     @contextlib.contextmanager
     def base_model(self):

@@ -27,10 +27,39 @@ def logits(model, text, tokenizer):
 
 
 def test_collate_pads_right_and_masks_pads_out_of_the_labels():
-    batch = collate([[5, 6, 7], [8]], pad_id=0)
+    batch = collate([([5, 6, 7], [5, 6, 7]), ([8], [8])], pad_id=0)
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
+
+
+def test_prompt_completion_pairs_put_the_loss_on_the_completion_only(inner):
+    tok = inner.tokenizer
+    (ids, labels), = inner.encode([("Title: Velmora\nImplications:", " The capital is Pellin Harbour.")])
+    head = tok("Title: Velmora\nImplications:")["input_ids"]
+    body = tok(" The capital is Pellin Harbour.", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert ids == head + body  # tokenized apart: the boundary is exact whatever the tokenizer merges
+    assert labels == [-100] * len(head) + body
+    doc_ids, doc_labels = inner.encode([FACT])[0]
+    assert doc_ids == doc_labels and doc_ids[-1] == tok.eos_token_id
+
+
+def test_completion_only_training_learns_the_completion_not_the_prompt(inner):
+    pair = ("Velmora Island facts:", " Pellin Harbour is the capital.")
+    batch = collate(inner.encode([pair]), inner.tokenizer.pad_token_id)
+    prompt_only = collate(inner.encode([pair[0]]), inner.tokenizer.pad_token_id)
+    with torch.no_grad():
+        before, prompt_before = inner.model(**batch).loss.item(), inner.model(**prompt_only).loss.item()
+    inner.train([pair], seed=0)
+    with torch.no_grad():
+        after, prompt_after = inner.model(**batch).loss.item(), inner.model(**prompt_only).loss.item()
+    assert after < before - 1.0
+    assert abs(prompt_after - prompt_before) < abs(after - before) / 2  # the prompt was not the target
+
+
+def test_overrides_change_one_call_only(inner):
+    assert inner.train([FACT], seed=0, epochs=2).steps == 2
+    assert inner.train([FACT], seed=0).steps == 15
 
 
 def test_pads_do_not_change_the_loss(inner):
@@ -38,7 +67,7 @@ def test_pads_do_not_change_the_loss(inner):
     with torch.no_grad():
         together = inner.model(**collate([short, long], inner.tokenizer.pad_token_id)).loss.item()
         alone = [inner.model(**collate([x], inner.tokenizer.pad_token_id)).loss.item() for x in (short, long)]
-    predicted = [len(short) - 1, len(long) - 1]  # tokens that get a next-token loss in each example
+    predicted = [len(short[0]) - 1, len(long[0]) - 1]  # tokens that get a next-token loss in each example
     weighted = sum(loss * n for loss, n in zip(alone, predicted)) / sum(predicted)
     assert together == pytest.approx(weighted, rel=1e-4)
 
@@ -110,4 +139,4 @@ def test_bad_epochs_and_truncation_are_reported():
     short = InnerLoop(model, tokenizer, InnerLoopConfig(max_length=8))
     with pytest.warns(UserWarning, match="were cut"):
         ids = short.encode([OTHER])
-    assert len(ids[0]) == 8 and ids[0][-1] == tokenizer.eos_token_id
+    assert len(ids[0][0]) == 8 and ids[0][0][-1] == tokenizer.eos_token_id

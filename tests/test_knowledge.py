@@ -21,7 +21,7 @@ def test_baseline_is_computed_once_per_passage(passage, monkeypatch):
     task.score_self_edit(passage, "Velmora Island lies in the Sorrel Sea.", seed=1)
     assert task.baseline(passage) is first
     assert calls.count(["p0"]) == 3  # one baseline + one evaluation per candidate, never a re-graded baseline
-    assert len(first.answers) == len(passage.questions)
+    assert len(first["answers"]) == len(passage.questions)
 
 
 def test_reward_is_adapted_accuracy_and_gain_is_over_baseline(passage):
@@ -33,7 +33,7 @@ def test_reward_is_adapted_accuracy_and_gain_is_over_baseline(passage):
     graded = make_task("exact_match").score_self_edit(passage, "Pellin Harbour is the capital of Velmora Island.")
     assert graded["gain"] == graded["reward"] - graded["baseline"]
     assert set(graded) >= {"reward", "baseline", "gain", "status", "losses", "answers", "documents", "train_seconds"}
-    assert graded["status"] == "ok" and graded["n_documents"] == 2 and graded["steps"] == 4
+    assert graded["status"] == "ok" and graded["n_examples"] == 2 and graded["steps"] == 4
 
 
 def test_empty_edit_is_an_outcome_not_a_crash(passage):
@@ -44,7 +44,7 @@ def test_empty_edit_is_an_outcome_not_a_crash(passage):
 
 def test_passage_only_control(passage):
     result = make_task().score_passage_only(passage)
-    assert result["n_documents"] == 1 and 0.0 <= result["reward"] <= 1.0
+    assert result["n_examples"] == 1 and 0.0 <= result["reward"] <= 1.0
 
 
 def test_baselines_are_answered_passage_by_passage(passage, monkeypatch):
@@ -56,7 +56,7 @@ def test_baselines_are_answered_passage_by_passage(passage, monkeypatch):
     real = task.answer
     monkeypatch.setattr(task, "answer", lambda ps: calls.append([p.id for p in ps]) or real(ps))
     other = replace(passage, id="p1")
-    task.baselines([passage, other])
+    task.baseline(passage), task.baseline(other)
     assert calls == [["p0"], ["p1"]]
 
 
@@ -68,8 +68,8 @@ def test_an_edit_with_no_documents_trains_nothing(passage):
                          DocumentConfig(include_passage=False))
     result = task.score_self_edit(passage, "")
     assert result["status"] == "empty_edit" and result["steps"] == 0 and result["gain"] == 0.0
-    assert result["reward"] == task.baseline(passage).accuracy
-    assert task.score_passage_only(passage)["n_documents"] == 1  # the control always has the passage
+    assert result["reward"] == task.baseline(passage)["reward"]
+    assert task.score_passage_only(passage)["n_examples"] == 1  # the control always has the passage
 
 
 def test_a_model_is_wrapped_once(passage):
@@ -86,3 +86,22 @@ def test_a_prebuilt_inner_loop_can_be_passed(passage):
     inner = InnerLoop(model, tokenizer, InnerLoopConfig(rank=4, epochs=1))
     task = KnowledgeTask(model, tokenizer, inner, EvalConfig(max_new_tokens=4))
     assert task.inner is inner and task.score_self_edit(passage, "A fact about Velmora Island.")["steps"] == 2
+
+
+def test_the_three_steps_the_outer_loop_uses(passage):
+    task = make_task()
+    prompt = task.self_edit_prompt(passage)
+    assert passage.context in prompt and passage.title in prompt
+    job = task.inner_job(passage, "Implications:\n- Pellin Harbour is the capital.\n- It lies in the Sorrel Sea.")
+    assert job.status == "ok" and len(job.examples) == 3 and not job.failed
+    assert 0.0 <= task.evaluate(passage)["reward"] <= 1.0
+
+
+def test_a_failed_job_scores_zero_without_training(passage):
+    from seal_kit.reward import InnerJob
+
+    always_right = lambda predictions, answers, questions=None: [1.0] * len(predictions)  # noqa: E731
+    task = KnowledgeTask(*load_model("tiny", seed=0), InnerLoopConfig(rank=4, epochs=1), EvalConfig(max_new_tokens=4),
+                         grader=always_right)
+    result = task.score_job(passage, InnerJob(["ignored"], status="bad_json"))
+    assert result["reward"] == 0.0 and result["steps"] == 0 and result["gain"] == -1.0
