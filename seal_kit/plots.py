@@ -1,12 +1,24 @@
-"""Plots (plotly): accuracy comparisons and inner-loop loss curves.
+"""Plots (plotly): accuracy bars, loss curves, ReST-EM reward curves, and a live view.
 
-    from seal_kit.plots import accuracy_bars, loss_curves
-    accuracy_bars({"base": 0.1, "passage": 0.3, "self_edit": 0.4}).show()
-    loss_curves({"edit 0": [2.1, 1.4, 0.9], "edit 1": [2.3, 1.1, 0.5]}).show()
+    from seal_kit import plots
+    plots.accuracy_bars({"base": 0.1, "passage": 0.3, "self_edit": 0.4}).show()
+    plots.loss_curves({"edit 0": [2.1, 1.4, 0.9], "edit 1": [2.3, 1.1, 0.5]}).show()
+    plots.reward_curve(loop.rounds); plots.reward_distribution(loop.candidates())
+    live = plots.LiveFigure(every=10); live.update(lambda: plots.scoring_progress(loop.log.records))
+    plots.save_html(figure, run.path / "reward_curve.html")     # static copy, opens offline
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
 import plotly.graph_objects as go
+from IPython.display import display
+from plotly.offline import get_plotlyjs
+
+from .runs import atomic_write
 
 
 def accuracy_bars(accuracy: dict[str, float], title: str = "Closed-book accuracy") -> go.Figure:
@@ -22,3 +34,68 @@ def loss_curves(curves: dict[str, list[float]], title: str = "Inner-loop loss") 
     fig = go.Figure([go.Scatter(y=losses, mode="lines", name=name) for name, losses in curves.items()])
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", template="plotly_white", height=380)
     return fig
+
+
+def reward_curve(rounds: pd.DataFrame, title: str = "ReST-EM: reward over rounds") -> go.Figure:
+    """Mean and best-of-K reward on training contexts, held-out accuracy, and the base model's lines."""
+    x = rounds["round"].tolist()
+    fig = go.Figure([
+        go.Scatter(x=x, y=rounds["mean_reward"], mode="lines+markers", name="mean reward (train)"),
+        go.Scatter(x=x, y=rounds["best_reward"], mode="lines+markers", name="best of K (train)"),
+        go.Scatter(x=x, y=rounds["eval_accuracy"], mode="lines+markers", name="held-out accuracy"),
+        go.Scatter(x=x, y=rounds["baseline"], mode="lines", line=dict(dash="dash"), name="baseline (train)"),
+        go.Scatter(x=x, y=rounds["eval_baseline"], mode="lines", line=dict(dash="dot"), name="baseline (held-out)"),
+    ])
+    fig.update_layout(title=title, xaxis=dict(title="round (0 = untrained generator)", dtick=1),
+                      yaxis=dict(title="reward / accuracy", rangemode="tozero"), template="plotly_white", height=400)
+    return fig
+
+
+def reward_distribution(candidates: pd.DataFrame, title: str = "Reward of the sampled self-edits") -> go.Figure:
+    """One box per round over the training candidates' rewards (points shown: K and N are small)."""
+    train = candidates[candidates["split"] == "train"]
+    fig = go.Figure([go.Box(y=group["reward"], name=f"round {r}", boxpoints="all", jitter=0.4, pointpos=0)
+                     for r, group in train.groupby("round")])
+    fig.update_layout(title=title, yaxis_title="reward", template="plotly_white", height=400, showlegend=False)
+    return fig
+
+
+def scoring_progress(records: list[dict], title: str = "Self-edits scored so far") -> go.Figure:
+    """Every scored (candidate, seed) in order, one colour per round and split: what the live view redraws."""
+    table = pd.DataFrame(records, columns=["round", "split", "reward"])
+    fig = go.Figure([go.Scatter(x=group.index, y=group["reward"], mode="markers", name=f"round {r} {split}")
+                     for (r, split), group in table.groupby(["round", "split"])])
+    fig.update_layout(title=title, xaxis_title="scored candidate", yaxis_title="reward", template="plotly_white",
+                      height=360)
+    return fig
+
+
+class LiveFigure:
+    """A figure redrawn in place in the notebook (an IPython display handle), at most once per `every`
+    seconds unless forced, so a loop scoring many candidates is not slowed by plotting."""
+
+    def __init__(self, every: float = 10.0, enabled: bool = True):
+        self.every, self.enabled = every, enabled
+        self.handle, self.last, self.draws = None, float("-inf"), 0
+
+    def update(self, build: Callable[[], go.Figure], force: bool = False) -> bool:
+        if not self.enabled or (not force and time.monotonic() - self.last < self.every):
+            return False
+        figure = build()
+        if self.handle is None:
+            self.handle = display(figure, display_id=True)
+        else:
+            self.handle.update(figure)
+        self.last, self.draws = time.monotonic(), self.draws + 1
+        return True
+
+
+def save_html(figure: go.Figure, path: Path) -> Path:
+    """A static copy beside the run's other files; plotly.js is written once into that folder, so the
+    pages open offline."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not (path.parent / "plotly.min.js").exists():
+        atomic_write(path.parent / "plotly.min.js", get_plotlyjs())
+    atomic_write(path, figure.to_html(include_plotlyjs="directory", full_html=True))
+    return path

@@ -3,20 +3,24 @@
     from seal_kit.runs import start_run
     run = start_run("quickstart", run_dir=None, config={"MODEL": "embedded", "K": 2})
     run.write_table("self_edits", edits_df)     # self_edits.jsonl (+ .parquet)
+    log = run.log("candidates")                 # candidates.jsonl, appended and fsynced record by record
     run.finish({"accuracy": {...}})             # metrics.json marks the run finished
 
 `run_dir=None` makes `outputs/runs/<timestamp>-<name>`; papermill jobs pass RUN_DIR instead. A run
 directory that already holds a metrics.json is finished: starting it again raises unless
-`overwrite=True`. Every file is written to a temporary name and renamed, so a crash never leaves a
-half-written file behind.
+`overwrite=True`; reopening an unfinished one (to resume it) with a different config is refused,
+naming the keys that differ. Every file is written to a temporary name and renamed, so a crash never
+leaves a half-written file behind; append-only logs drop a torn last line when reopened.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -91,9 +95,59 @@ class Run:
         atomic_write(self.path / f"{name}.parquet", table.to_parquet(index=False))
         return self.path / f"{name}.jsonl"
 
+    def log(self, name: str) -> "AppendLog":
+        return AppendLog(self.path / f"{name}.jsonl")
+
     def finish(self, metrics: dict) -> Path:
         """Write metrics.json last: its presence is what marks the run finished."""
         return self.write_json(METRICS, metrics)
+
+
+class AppendLog:
+    """A JSON-lines file that only grows: each record is one write of one line, flushed and fsynced
+    before `append` returns, so whatever was appended survives a crash. A torn last line (a crash
+    mid-write) is cut off when the log is reopened."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.records: list[dict] = []
+        if self.path.exists():
+            raw = self.path.read_bytes()
+            good = 0
+            for line in raw.splitlines(keepends=True):
+                try:
+                    if not line.endswith(b"\n"):
+                        raise ValueError("no newline")
+                    self.records.append(json.loads(line))
+                except ValueError:
+                    break
+                good += len(line)
+            if good < len(raw):
+                warnings.warn(f"{self.path}: dropped a partial last record ({len(raw) - good} bytes) left by an "
+                              "interrupted write; it will be recomputed", stacklevel=2)
+                with open(self.path, "r+b") as f:
+                    f.truncate(good)
+
+    def append(self, record: dict) -> None:
+        line = json.dumps(_plain(record), default=float, ensure_ascii=False) + "\n"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as f:
+            f.write(line.encode())
+            f.flush()
+            os.fsync(f.fileno())
+        self.records.append(json.loads(line))
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """`key: old -> new` for every (nested, dotted) key whose value differs."""
+    changes = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key, "<unset>"), new.get(key, "<unset>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append(f"{prefix}{key}: {a!r} -> {b!r}")
+    return changes
 
 
 def _new_run_path(name: str) -> Path:
@@ -112,16 +166,31 @@ def _new_run_path(name: str) -> Path:
 
 def start_run(name: str, run_dir: str | Path | None = None, config: dict | None = None,
               overwrite: bool = False) -> Run:
-    """Create (or reopen an unfinished) run directory and write its resolved config.yaml."""
+    """Create (or reopen an unfinished) run directory and write its resolved config.yaml.
+
+    Reopening resumes: the config must be the one the run was started with, else ValueError lists the
+    keys that differ (a resumed run mixing two configs would compare nothing). `overwrite=True` starts
+    the directory afresh with the new config, deleting the previous run's records (executed notebooks
+stay: papermill may be writing one there)."""
     path = Path(run_dir) if run_dir else _new_run_path(name)
     run = Run(path)
+    resolved = _plain({"name": name, **(config or {})})
     if run.finished and not overwrite:
         raise FileExistsError(f"{path} already holds a finished run ({METRICS} exists); choose another RUN_DIR, "
                               "leave RUN_DIR empty for a new timestamped one, or pass overwrite=True")
+    if overwrite and path.exists():
+        for item in path.iterdir():  # papermill may be writing the executed notebook here right now
+            if item.suffix != ".ipynb":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+    previous = path / "config.yaml"
+    if previous.exists():
+        changes = config_changes(yaml.safe_load(previous.read_text()) or {}, yaml.safe_load(yaml.safe_dump(resolved)))
+        if changes:
+            raise ValueError(f"{path} holds an unfinished run started with another config; resuming it would mix "
+                             f"two experiments. Changed: {'; '.join(changes)}. Restore those values to resume, "
+                             "choose another RUN_DIR, or pass overwrite=True to start it afresh")
     path.mkdir(parents=True, exist_ok=True)
-    if run.finished:
-        (path / METRICS).unlink()
-    run.write_yaml("config.yaml", {"name": name, **(config or {})})
+    run.write_yaml("config.yaml", resolved)
     return run
 
 

@@ -30,6 +30,17 @@ class SamplingConfig:
     seed: int = field(default=0, metadata={"help": "torch seed set before sampling"})
 
 
+def sample_self_edits(model, tokenizer, rows: list[dict], config: SamplingConfig | None = None,
+                      progress: bool = True, desc: str = "self-edits") -> pd.DataFrame:
+    """One sampled self-edit per row (each row a dict with at least "prompt"): the rows come back as a
+    DataFrame with `self_edit`, `tokens` and `seconds` added. Deterministic under `config.seed`."""
+    config = config or SamplingConfig()
+    outs = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=config.max_new_tokens,
+                    temperature=config.temperature, top_p=config.top_p, batch_size=config.batch_size,
+                    seed=config.seed, desc=desc, progress=progress)
+    return pd.DataFrame([{**r, "self_edit": o.text, "tokens": o.tokens, "seconds": o.seconds} for r, o in zip(rows, outs)])
+
+
 def generate_self_edits(model, tokenizer, passages: list[Passage], prompt: str = "implications",
                         config: SamplingConfig | None = None, chat: bool | None = None,
                         progress: bool = True) -> pd.DataFrame:
@@ -39,12 +50,7 @@ def generate_self_edits(model, tokenizer, passages: list[Passage], prompt: str =
         raise ValueError(f"SamplingConfig.k must be >= 1, got {config.k}")
     rows = [{"passage_id": p.id, "title": p.title, "sample": s, "prompt": self_edit_prompt(tokenizer, p, prompt, chat)}
             for p in passages for s in range(config.k)]
-    outs = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=config.max_new_tokens,
-                    temperature=config.temperature, top_p=config.top_p, batch_size=config.batch_size,
-                    seed=config.seed, desc="self-edits", progress=progress)
-    for row, out in zip(rows, outs):
-        row.update(self_edit=out.text, tokens=out.tokens, seconds=out.seconds)
-    return pd.DataFrame(rows, columns=["passage_id", "title", "sample", "prompt", "self_edit", "tokens", "seconds"])
+    return sample_self_edits(model, tokenizer, rows, config, progress)
 
 
 @dataclass

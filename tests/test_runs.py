@@ -72,3 +72,27 @@ def test_written_files_follow_the_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+def test_resuming_with_a_changed_config_is_refused_naming_the_keys(tmp_path):
+    start_run("x", tmp_path / "r", {"K": 2, "inner": Cfg(), "SEED": 0})
+    start_run("x", tmp_path / "r", {"K": 2, "inner": Cfg(), "SEED": 0})  # same config: resumes
+    with pytest.raises(ValueError, match=r"K: 2 -> 5; inner.lr: 0.001 -> 0.01") as error:
+        start_run("x", tmp_path / "r", {"K": 5, "inner": Cfg(lr=1e-2), "SEED": 0})
+    assert "SEED" not in str(error.value)
+    run = start_run("x", tmp_path / "r", {"K": 5}, overwrite=True)  # afresh: old records go
+    assert yaml.safe_load((run.path / "config.yaml").read_text()) == {"name": "x", "K": 5}
+
+
+def test_append_log_survives_reopening_and_drops_a_torn_last_line(tmp_path):
+    run = start_run("x", tmp_path / "r")
+    log = run.log("candidates")
+    log.append({"round": 0, "reward": 0.5})
+    log.append({"round": 0, "reward": 1.0})
+    with open(log.path, "ab") as f:
+        f.write(b'{"round": 0, "rew')  # a crash in the middle of a write
+    with pytest.warns(UserWarning, match="partial last record"):
+        again = run.log("candidates")
+    assert again.records == [{"round": 0, "reward": 0.5}, {"round": 0, "reward": 1.0}]
+    again.append({"round": 1, "reward": 0.0})
+    assert [r["round"] for r in run.log("candidates").records] == [0, 0, 1]

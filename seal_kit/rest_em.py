@@ -1,0 +1,357 @@
+"""The outer loop: ReST-EM rounds that teach the generator to write better self-edits.
+
+    from seal_kit.rest_em import RestEM, RestEMConfig
+    loop = RestEM(task, train, held_out, RestEMConfig(rounds=2), run)   # task: a reward.SelfEditTask
+    done = loop.run()            # resumes from the run directory; False while a round awaits review
+    loop.rounds                  # one row per round: mean/best reward, held-out accuracy, n_kept, seconds
+    loop.candidates()            # one row per scored self-edit (reward averaged over seeds)
+    run.finish(loop.metrics())
+
+One round r: sample K self-edits per training context from the current generator (round 0: the
+untrained model) -> score each with the inner loop under S seeds (`task.score`) -> sample and score
+`eval_k` edits per held-out context (the held-out accuracy of this generator) -> keep some edits by
+a selection policy -> SFT the generator on the kept (prompt -> self-edit) pairs, loss on the
+self-edit only. After the last update one more round samples and scores without updating, so
+ROUNDS updates give ROUNDS + 1 rows.
+
+The generator is a second LoRA adapter on the same base model. `update="stack"` keeps training it
+round after round and switches it off for the inner loop, so every reward is measured on the same
+base θ; `update="merge"` adds each round's update into θ (the paper's one-model view: the inner
+loop then adapts the updated θ and baselines are recomputed).
+
+Nothing is lost on interruption: each round's sampled edits are saved before scoring, every scored
+(candidate, seed) is appended to `candidates.jsonl` as it finishes, the generator is saved after
+each update, and `round-<r>/summary.json` marks a finished round. Running again with the same run
+directory (and config: `start_run` refuses a changed one) skips what is done and, everything being
+seeded, reaches the same numbers as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+from peft import LoraConfig, set_peft_model_state_dict
+from peft.tuners.lora import LoraLayer
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, encode_examples, train_lora
+from .reward import SelfEditTask
+from .runs import Run
+from .self_edit import SamplingConfig, sample_self_edits
+
+GENERATOR = "generator"
+
+
+@dataclass
+class GeneratorConfig(InnerLoopConfig):
+    """LoRA SFT of the generator on kept (prompt -> self-edit) pairs (paper: r 64, alpha 128, lr 3e-4, 2 epochs)."""
+    rank: int = field(default=64, metadata={"help": "generator LoRA rank (paper: 64)"})
+    alpha: int = field(default=128, metadata={"help": "generator LoRA alpha (paper: 128)"})
+    lr: float = field(default=3e-4, metadata={"help": "generator learning rate (paper: 3e-4)"})
+    epochs: int = field(default=2, metadata={"help": "passes over the kept pairs (paper: 2)"})
+    max_length: int = field(default=1024, metadata={"help": "prompt + self-edit tokens kept"})
+    update: str = field(default="stack", metadata={
+        "help": "'stack': one generator adapter trained on round after round, off during the inner loop; "
+                "'merge': each update merged into the base weights (the inner loop then adapts them too)"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.update not in ("stack", "merge"):
+            raise ValueError(f"GeneratorConfig.update must be 'stack' or 'merge', got {self.update!r}")
+
+
+@dataclass
+class RestEMConfig:
+    rounds: int = field(default=2, metadata={"help": "generator updates (paper: 2); rounds + 1 rows are scored"})
+    seeds: int = field(default=1, metadata={"help": "inner-loop seeds per training candidate, reward averaged (paper: 3)"})
+    selection: str = field(default="best_of_k", metadata={
+        "help": "best_of_k (paper: the best edit per context, even without gain), improves (reward > baseline), "
+                "top_fraction (the best share of all candidates), or human (the review widget's decisions)"})
+    top_fraction: float = field(default=0.25, metadata={"help": "share kept by top_fraction"})
+    eval_k: int = field(default=1, metadata={"help": "self-edits per held-out context, scored under one seed"})
+    seed: int = field(default=0, metadata={"help": "base of every seed: sampling, inner loops, generator SFT"})
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # sampling.k = K per training context
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+
+    def __post_init__(self):
+        if self.selection not in (*SELECTIONS, "human"):
+            raise ValueError(f"RestEMConfig.selection must be one of {[*SELECTIONS, 'human']}, got {self.selection!r}")
+        if self.rounds < 0 or self.seeds < 1 or self.eval_k < 0 or self.sampling.k < 1:
+            raise ValueError(f"RestEMConfig needs rounds >= 0, seeds >= 1, eval_k >= 0 and sampling.k >= 1; got "
+                             f"{self.rounds}, {self.seeds}, {self.eval_k} and {self.sampling.k}")
+        if not 0 < self.top_fraction <= 1:
+            raise ValueError(f"RestEMConfig.top_fraction must be in (0, 1], got {self.top_fraction}")
+
+
+# Selection policies: a round's training candidates (one row per self-edit) -> the rows to keep.
+def best_of_k(candidates: pd.DataFrame, config: RestEMConfig) -> pd.DataFrame:
+    ranked = candidates.sort_values(["context_id", "reward", "sample"], ascending=[True, False, True])
+    return ranked.groupby("context_id", sort=False).head(1)
+
+
+def improves(candidates: pd.DataFrame, config: RestEMConfig) -> pd.DataFrame:
+    return candidates[candidates.reward > candidates.baseline]
+
+
+def top_fraction(candidates: pd.DataFrame, config: RestEMConfig) -> pd.DataFrame:
+    n = max(1, round(len(candidates) * config.top_fraction))
+    return candidates.sort_values(["reward", "context_id", "sample"], ascending=[False, True, True]).head(n)
+
+
+SELECTIONS: dict[str, Callable[[pd.DataFrame, RestEMConfig], pd.DataFrame]] = {
+    "best_of_k": best_of_k, "improves": improves, "top_fraction": top_fraction}
+
+
+class Generator:
+    """The self-edit writer: a LoRA adapter named "generator" beside the inner loop's on one base model."""
+
+    def __init__(self, inner: InnerLoop, config: GeneratorConfig):
+        self.inner, self.config = inner, config
+        self.model = inner.model
+        if GENERATOR not in self.model.peft_config:
+            lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                              target_modules=config.target_modules, task_type="CAUSAL_LM")
+            self.model.add_adapter(GENERATOR, lora)
+        self.model.set_adapter(ADAPTER)
+        self.trained = False
+
+    def _layers(self):
+        return [m for m in self.model.modules() if isinstance(m, LoraLayer) and GENERATOR in m.lora_A]
+
+    def reset(self, seed: int) -> None:
+        torch.manual_seed(seed)
+        for layer in self._layers():
+            layer.reset_lora_parameters(GENERATOR, init_lora_weights=True)
+
+    @contextlib.contextmanager
+    def active(self):
+        """Sample self-edits from the generator; the inner loop's adapter is off meanwhile."""
+        self.model.set_adapter(GENERATOR)
+        try:
+            yield self.model
+        finally:
+            self.model.set_adapter(ADAPTER)
+
+    def update(self, pairs: list[tuple[str, str]], seed: int, progress: bool = True):
+        """SFT on (prompt, self-edit) pairs, loss on the self-edit only. A merged generator starts each
+        update from a fresh adapter; a stacked one from where the last update left it."""
+        if self.config.update == "merge" or not self.trained:
+            self.reset(seed)
+        encoded = encode_examples(self.inner.tokenizer, pairs, self.config.max_length)
+        try:
+            result = train_lora(self.model, encoded, self.inner.tokenizer.pad_token_id, self.config, GENERATOR, seed,
+                                progress, desc="generator SFT")
+        finally:
+            self.model.set_adapter(ADAPTER)
+        self.trained = True
+        return result
+
+    def save(self, path: Path) -> None:
+        """Standard peft format in `path/generator/`, written beside and renamed into place."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(str(tmp), selected_adapters=[GENERATOR])
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+
+    def load(self, path: Path) -> None:
+        weights = load_file(str(path / GENERATOR / "adapter_model.safetensors"), device=str(self.model.device))
+        set_peft_model_state_dict(self.model, weights, adapter_name=GENERATOR)
+        self.trained = True
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Add the update into the base weights and zero the adapter. Done by hand: peft's own merge
+        would be undone whenever the adapters are disabled, and baselines disable them."""
+        for layer in self._layers():
+            weight = layer.get_base_layer().weight
+            weight += layer.get_delta_weight(GENERATOR).to(weight.dtype)
+            torch.nn.init.zeros_(layer.lora_B[GENERATOR].weight)
+
+
+class RestEM:
+    """ReST-EM over a SelfEditTask; all state lives in `run.path` (see the module docstring)."""
+
+    def __init__(self, task: SelfEditTask, train: list, held_out: list, config: RestEMConfig, run: Run,
+                 policy: Callable[[pd.DataFrame, RestEMConfig], pd.DataFrame] | None = None,
+                 on_candidate: Callable[[dict], None] | None = None, on_round: Callable[[dict], None] | None = None,
+                 progress: bool = True):
+        if not train:
+            raise ValueError("RestEM needs at least one training context; got none")
+        for name, contexts in (("train", train), ("held_out", held_out)):
+            ids = [c.id for c in contexts]
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"RestEM: {name} contexts must have unique ids; repeated: "
+                                 f"{sorted({i for i in ids if ids.count(i) > 1})}")
+        self.task, self.config, self.run_dir = task, config, run
+        self.train, self.held_out = list(train), list(held_out)
+        self.by_id = {c.id: c for c in self.train + self.held_out}
+        self.policy = policy or SELECTIONS.get(config.selection)
+        self.on_candidate, self.on_round, self.progress = on_candidate, on_round, progress
+        self.generator = Generator(task.inner, config.generator)
+        self.log = run.log("candidates")
+        self.awaiting_review: int | None = None
+        self.summaries: list[dict] = []
+        self.generator_losses: dict[int, list[float]] = {}
+        self._restore()
+
+    # -- files ---------------------------------------------------------------------------------------
+    def _round_dir(self, r: int) -> Path:
+        return self.run_dir.path / f"round-{r}"
+
+    def _restore(self) -> None:
+        """Reload finished rounds and rebuild the generator they produced (replaying merged updates)."""
+        for r in range(self.config.rounds + 1):
+            summary_path = self._round_dir(r) / "summary.json"
+            if not summary_path.exists():
+                break
+            summary = json.loads(summary_path.read_text())
+            self.summaries.append(summary)
+            if summary["updated"]:
+                self.generator.load(self._round_dir(r) / "generator")
+                if self.config.generator.update == "merge":
+                    self.generator.merge()
+                    self.task.clear_baselines()
+            if r < self.config.rounds:
+                self.generator_losses[r] = json.loads((self._round_dir(r) / "generator_losses.json").read_text())
+
+    def _self_edits(self, r: int) -> pd.DataFrame:
+        """This round's sampled edits: read back if saved, else sampled from the generator and saved
+        before any is scored (re-sampling after a crash would give other edits)."""
+        path = self._round_dir(r) / "self_edits.parquet"  # typed: an edit reading "1.5" stays a string
+        if path.exists():
+            return pd.read_parquet(path)
+        rows = [{"round": r, "split": split, "context_id": c.id, "sample": s, "prompt": self.task.self_edit_prompt(c)}
+                for split, contexts, k in (("train", self.train, self.config.sampling.k),
+                                           ("eval", self.held_out, self.config.eval_k))
+                for c in contexts for s in range(k)]
+        sampling = replace(self.config.sampling, seed=self.config.sampling.seed + self.config.seed + 1000 * r)
+        with self.generator.active() as model:
+            table = sample_self_edits(model, self.task.inner.tokenizer, rows, sampling, self.progress,
+                                      desc=f"round {r}: sampling self-edits")
+        self.run_dir.write_table(f"round-{r}/self_edits", table)
+        return pd.read_parquet(path)  # the same table a resumed run will read
+
+    # -- one round -----------------------------------------------------------------------------------
+    def _score(self, r: int, edits: pd.DataFrame) -> None:
+        done = {(x["round"], x["split"], x["context_id"], x["sample"], x["seed"]) for x in self.log.records}
+        jobs = [(e, self.config.seed + s) for e in edits.itertuples()
+                for s in range(self.config.seeds if e.split == "train" else 1)]
+        todo = [(e, seed) for e, seed in jobs if (r, e.split, e.context_id, e.sample, seed) not in done]
+        bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"round {r}: scoring self-edits",
+                   disable=not self.progress)
+        for e, seed in todo:
+            scored = self.task.score(self.by_id[e.context_id], e.self_edit, seed=seed)
+            record = {"round": r, "split": e.split, "context_id": e.context_id, "sample": e.sample, "seed": seed,
+                      "self_edit": e.self_edit, **{k: v for k, v in scored.items() if k not in ("context_id", "seed")}}
+            self.log.append(record)
+            bar.update(1)
+            bar.set_postfix(reward=f"{scored['reward']:.2f}")
+            if self.on_candidate:
+                self.on_candidate(record)
+        bar.close()
+
+    def candidates(self, r: int | None = None) -> pd.DataFrame:
+        """One row per scored self-edit: reward, baseline and gain averaged over its seeds, with the
+        prompt, the edit, its training documents and the context, as the review widget shows them."""
+        if not self.log.records:
+            return pd.DataFrame(columns=["round", "split", "context_id", "sample", "reward"])
+        scored = pd.DataFrame(self.log.records)
+        if r is not None:
+            scored = scored[scored["round"] == r]
+        keys = ["round", "split", "context_id", "sample"]
+        table = scored.groupby(keys, sort=True).agg(
+            reward=("reward", "mean"), baseline=("baseline", "mean"), gain=("gain", "mean"), n_seeds=("seed", "size"),
+            status=("status", "first"), self_edit=("self_edit", "first"), documents=("documents", "first"),
+            losses=("losses", "first"), train_seconds=("train_seconds", "sum"),
+            eval_seconds=("eval_seconds", "sum")).reset_index()
+        prompts = {(x["round"], x["split"], x["context_id"], x["sample"]): x["prompt"]
+                   for rr in table["round"].unique() for x in self._self_edits(int(rr)).to_dict("records")}
+        table["prompt"] = [prompts[k] for k in zip(*(table[c] for c in keys))]
+        table["context"] = [self.task.describe(self.by_id[c]) for c in table.context_id]
+        return table
+
+    def _select(self, r: int, train: pd.DataFrame) -> pd.DataFrame | None:
+        if self.config.selection == "human" and self.policy is None:
+            from .review import curated, load_decisions  # ipywidgets only where a human reviews
+
+            decisions = load_decisions(self.run_dir.path)
+            decided = decisions[(decisions["round"] == r) & (decisions["decision"] != "")]
+            if decided.empty:
+                return None
+            return curated(train, decisions, round=r)
+        return self.policy(train, self.config)
+
+    def _finish_round(self, r: int, began: float) -> dict | None:
+        table = self.candidates(r)
+        train, held_out = table[table.split == "train"], table[table.split == "eval"]
+        edits = self._self_edits(r)
+        summary = {
+            "round": r, "mean_reward": float(train.reward.mean()),
+            "best_reward": float(train.groupby("context_id").reward.max().mean()),
+            "baseline": float(train.baseline.mean()), "mean_gain": float(train.gain.mean()),
+            "eval_accuracy": float(held_out.reward.mean()) if len(held_out) else None,
+            "eval_baseline": float(held_out.baseline.mean()) if len(held_out) else None,
+            "n_candidates": len(train), "empty_edits": int((train.status == "empty_edit").sum()),
+            "mean_edit_tokens": float(edits.tokens.mean()), "n_kept": 0, "updated": False,
+            "generator_loss": None}
+        if r < self.config.rounds:
+            kept = self._select(r, train)
+            if kept is None:
+                self.awaiting_review = r
+                return None
+            kept = kept.sort_values(["context_id", "sample"])
+            self.run_dir.write_table(f"round-{r}/kept", kept)
+            summary["n_kept"] = len(kept)
+            losses: list[float] = []
+            if len(kept):
+                result = self.generator.update(list(zip(kept.prompt, kept.self_edit)),
+                                               seed=self.config.seed + r, progress=self.progress)
+                self.generator.save(self._round_dir(r) / "generator")
+                if self.config.generator.update == "merge":
+                    self.generator.merge()
+                    self.task.clear_baselines()
+                losses = result.losses
+                summary.update(updated=True, generator_loss=losses[-1])
+            self.run_dir.write_json(f"round-{r}/generator_losses.json", losses)
+            self.generator_losses[r] = losses
+        # Resume-proof cost: what was recorded for sampling, scoring and the update, not this process's clock.
+        summary["seconds"] = float(edits.seconds.sum() + table.train_seconds.sum() + table.eval_seconds.sum()
+                                   + (time.perf_counter() - began if summary["updated"] else 0.0))
+        self.run_dir.write_json(f"round-{r}/summary.json", summary)  # written last: the round is done
+        return summary
+
+    def run(self) -> bool:
+        """Run (or resume) every round. Returns True when all are done, False when a round waits for
+        human decisions (selection "human"): review it, then call `run()` again."""
+        self.awaiting_review = None
+        for r in range(len(self.summaries), self.config.rounds + 1):
+            edits = self._self_edits(r)
+            self._score(r, edits)
+            began = time.perf_counter()
+            summary = self._finish_round(r, began)
+            if summary is None:
+                print(f"round {r} awaits review: accept or reject its self-edits in the review widget, then run "
+                      "loop.run() again")
+                return False
+            self.summaries.append(summary)
+            if self.on_round:
+                self.on_round(summary)
+        return True
+
+    @property
+    def rounds(self) -> pd.DataFrame:
+        return pd.DataFrame(self.summaries)
+
+    def metrics(self) -> dict:
+        """For metrics.json: one entry per round (round, mean_reward, eval_accuracy, n_kept, ...)."""
+        return {"rounds": self.summaries, "n_train": len(self.train), "n_held_out": len(self.held_out),
+                "selection": self.config.selection}
