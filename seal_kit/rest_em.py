@@ -333,18 +333,24 @@ class RestEM:
         """Run (or resume) every round. Returns True when all are done, False when a round waits for
         human decisions (selection "human"): review it, then call `run()` again."""
         self.awaiting_review = None
-        for r in range(len(self.summaries), self.config.rounds + 1):
+        total = self.config.rounds + 1
+        bar = tqdm(total=total, initial=len(self.summaries), desc="ReST-EM rounds", disable=not self.progress)
+        for r in range(len(self.summaries), total):
             edits = self._self_edits(r)
             self._score(r, edits)
             began = time.perf_counter()
             summary = self._finish_round(r, began)
             if summary is None:
+                bar.close()
                 print(f"round {r} awaits review: accept or reject its self-edits in the review widget, then run "
                       "loop.run() again")
                 return False
             self.summaries.append(summary)
+            bar.update(1)
+            bar.set_postfix(mean_reward=f"{summary['mean_reward']:.2f}")
             if self.on_round:
                 self.on_round(summary)
+        bar.close()
         return True
 
     @property

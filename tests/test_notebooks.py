@@ -44,3 +44,25 @@ def test_every_notebook_has_a_commented_parameters_cell():
         assert all("#" in line for line in lines), f"{path.name}: uncommented parameter"
         names = {re.split(r"[:=]", line)[0].strip() for line in lines}
         assert {"MODEL", "RUN_DIR", "SMOKE", "SEED"} <= names, path.name
+
+
+@pytest.mark.slow
+def test_rest_em_headless(tmp_path):
+    metrics = run_notebook("03_rest_em.ipynb", tmp_path, MODEL="tiny", ROUNDS=1)
+    assert [r["round"] for r in metrics["rounds"]] == [0, 1]
+    assert [r["n_kept"] for r in metrics["rounds"]] == [2, 0]  # best of K for each of the 2 smoke passages
+    assert all(0.0 <= r["mean_reward"] <= 1.0 and 0.0 <= r["eval_accuracy"] <= 1.0 for r in metrics["rounds"])
+    for name in ("candidates.jsonl", "round-0/kept.jsonl", "round-0/generator/generator/adapter_config.json",
+                 "reward_curve.html", "reward_distribution.html", "plotly.min.js"):
+        assert (tmp_path / name).exists(), name
+
+
+@pytest.mark.slow
+def test_rest_em_interactive_stops_for_review_and_resumes(tmp_path):
+    papermill.execute_notebook(str(NOTEBOOKS / "03_rest_em.ipynb"), str(tmp_path / "03.ipynb"), cwd=str(NOTEBOOKS),
+                               progress_bar=False, parameters={"SMOKE": True, "RUN_DIR": str(tmp_path), "MODEL": "tiny",
+                                                               "ROUNDS": 1, "INTERACTIVE": True})
+    assert not (tmp_path / "metrics.json").exists()  # waiting for a human, nothing blocked
+    assert (tmp_path / "round-0" / "self_edits.parquet").exists()
+    scored = len((tmp_path / "candidates.jsonl").read_text().splitlines())
+    assert scored == 2 * 2 + 1
