@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seal-kit-installed
 
-.PHONY: setup model demo test clean-venv
+.PHONY: setup model demo rest-em test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,13 @@ demo: model
 	$(BIN)/papermill notebooks/01_quickstart.ipynb "$$run_dir/01_quickstart.ipynb" \
 		-p RUN_DIR "$$(pwd)/$$run_dir" --cwd notebooks && \
 	echo "Done: results (executed notebook, config.yaml, metrics.json, self_edits, adapter) in $$run_dir"
+
+# The ReST-EM outer loop headless with its defaults (2 rounds on the embedded model). RUN_DIR=... resumes a run.
+rest-em: model
+	@run_dir="$${RUN_DIR:-outputs/runs/$$(date +%Y%m%d-%H%M%S)-rest_em}"; mkdir -p "$$run_dir"; \
+	run_dir="$$(cd "$$run_dir" && pwd)"; \
+	$(BIN)/papermill notebooks/03_rest_em.ipynb "$$run_dir/03_rest_em.ipynb" -p RUN_DIR "$$run_dir" --cwd notebooks && \
+	echo "Done: results (metrics.json, rounds, kept self-edits, figures) in $$run_dir"
 
 test: model
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,256 @@
+"""Review: a person accepts, rejects or rewrites each sampled self-edit; the kept ones train the generator.
+
+    from seal_kit.review import Review, curated, load_decisions
+    review = Review(loop.candidates(r), run.path)   # eval rows dropped; earlier decisions reloaded
+    display(review)                                  # filter, sort, page; accept / reject / edit / note
+    review.accept(); review.save_text("A shorter implication."); review.set_note("too vague")  # as the buttons do
+    kept = curated(candidates, load_decisions(run.path), round=r)    # the outer loop's "human" selection
+    review.export()                                  # run.path / "curated.jsonl": prompt -> completion pairs
+
+Every change is written at once to `run.path / review_decisions.json`, a JSON list of records
+`{"round", "context_id", "sample", "decision": "accept"|"reject"|"", "text": edited self-edit or null,
+"note", "updated"}`, so a kernel restart (or another Review on the same run) sees the same decisions.
+Nothing here waits for a click: buttons only call the methods above.
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+
+import ipywidgets as widgets
+import pandas as pd
+
+from .runs import atomic_write
+
+DECISIONS = "review_decisions.json"
+CURATED = "curated.jsonl"
+KEY = ["round", "context_id", "sample"]
+REQUIRED = ("round", "split", "context_id", "sample", "prompt", "self_edit", "reward", "baseline", "gain", "status",
+            "documents", "context")
+DECISION_COLUMNS = [*KEY, "decision", "text", "note", "updated"]
+# status filter choices that look at the reviewer's decision rather than the scorer's status
+BY_DECISION = {"undecided": "", "accepted": "accept", "rejected": "reject"}
+SORTS = {"reward ↓": ("reward", False), "reward ↑": ("reward", True), "gain ↓": ("gain", False),
+         "passage": ("context_id", True)}
+EMPTY_VIEW = "no self-edits match these filters"
+
+
+def _read(path: Path) -> dict[tuple, dict]:
+    if not path.exists():
+        return {}
+    return {(r["round"], r["context_id"], r["sample"]): r for r in json.loads(path.read_text())}
+
+
+def load_decisions(run_dir) -> pd.DataFrame:
+    """The saved decisions, one row per reviewed candidate; no rows when nothing was reviewed yet."""
+    table = pd.DataFrame(list(_read(Path(run_dir) / DECISIONS).values()), columns=DECISION_COLUMNS)
+    table = table.astype({"round": int, "sample": int, "context_id": str, "decision": str, "note": str,
+                          "updated": str})
+    # None, not NaN, means "unchanged": pandas would otherwise turn a missing edit into a float.
+    table["text"] = pd.Series([t if isinstance(t, str) else None for t in table["text"]], index=table.index,
+                              dtype=object)
+    return table
+
+
+def _merged(candidates: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """Train candidates with the decision, text, note and updated columns of their saved decision."""
+    missing = [c for c in REQUIRED if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"candidates lack columns {missing}; a candidates table (RestEM.candidates) needs "
+                         f"{list(REQUIRED)}")
+    # Held-out passages measure the generator; training on edits chosen for them would leak the test set.
+    table = candidates[candidates["split"] == "train"].reset_index(drop=True)
+    saved = {(int(d["round"]), str(d["context_id"]), int(d["sample"])): d for d in decisions.to_dict("records")}
+    found = [saved.get((int(r), str(c), int(s)), {}) for r, c, s in zip(*(table[k] for k in KEY))]
+    table["decision"] = [f.get("decision", "") for f in found]
+    table["text"] = pd.Series([f.get("text") if isinstance(f.get("text"), str) else None for f in found],
+                              index=table.index, dtype=object)
+    table["note"] = [f.get("note", "") for f in found]
+    table["updated"] = [f.get("updated", "") for f in found]
+    return table
+
+
+def _accepted(table: pd.DataFrame, round: int | None) -> pd.DataFrame:
+    kept = table[table["decision"] == "accept"]
+    if round is not None:
+        kept = kept[kept["round"] == round]
+    edited = kept["text"].map(lambda t: isinstance(t, str)).astype(bool)
+    kept = kept.assign(self_edit=[t if e else s for t, e, s in zip(kept["text"], edited, kept["self_edit"])],
+                       edited=edited)
+    return kept.drop(columns=["decision", "text", "updated"]).sort_values(KEY).reset_index(drop=True)
+
+
+def curated(candidates: pd.DataFrame, decisions: pd.DataFrame, round: int | None = None) -> pd.DataFrame:
+    """Accepted candidates (of one round if given), `self_edit` being the reviewer's text where they
+    rewrote it, with `edited` and `note` columns; sorted by round, context_id, sample."""
+    return _accepted(_merged(candidates, decisions), round)
+
+
+class Review:
+    """The review widget over one table of candidates; `table` is its state, `widget` what is shown."""
+
+    def __init__(self, candidates: pd.DataFrame, run_dir, page_size: int = 1):
+        if page_size < 1:
+            raise ValueError(f"page_size must be a positive number of candidates per page, got {page_size!r}")
+        self.run_dir, self.page_size = Path(run_dir), page_size
+        self.path = self.run_dir / DECISIONS
+        self.table = _merged(candidates, load_decisions(self.run_dir))
+        self._pos = 0
+        t = self.table
+        rounds, rewards = sorted({int(r) for r in t["round"]}), t["reward"].dropna().tolist()
+        self.round_filter = widgets.Dropdown(description="round", options=[("all", "all"), *((str(r), r) for r in rounds)])
+        self.status_filter = widgets.Dropdown(description="status", options=["all", *sorted({*t["status"]}), *BY_DECISION])
+        self.context_filter = widgets.Dropdown(description="passage", options=["all", *sorted({*t["context_id"]})])
+        low = min([0.0, *rewards])
+        self.min_reward = widgets.FloatSlider(description="min reward", min=low, max=max([1.0, *rewards]), value=low,
+                                              step=0.05)
+        self.sort = widgets.Dropdown(description="sort", options=list(SORTS))
+        self.prev_button, self.next_button = widgets.Button(description="◀ prev"), widgets.Button(description="next ▶")
+        self.position = widgets.Label()
+        self.info = widgets.HTML()
+        self.text = widgets.Textarea(description="self-edit", rows=8, layout=widgets.Layout(width="100%"))
+        self.note = widgets.Text(description="note", layout=widgets.Layout(width="100%"))
+        self.accept_button = widgets.Button(description="accept", button_style="success")
+        self.reject_button = widgets.Button(description="reject", button_style="danger")
+        self.clear_button = widgets.Button(description="undo decision")
+        self.save_text_button = widgets.Button(description="save text & note")
+        self.export_button = widgets.Button(description=f"export {CURATED}")
+        self.message = widgets.Label()
+        for control in (self.round_filter, self.status_filter, self.context_filter, self.min_reward, self.sort):
+            control.observe(self._refilter, names="value")
+        self.prev_button.on_click(lambda _: self._step(-1))
+        self.next_button.on_click(lambda _: self._step(+1))
+        self.accept_button.on_click(lambda _: self.accept())
+        self.reject_button.on_click(lambda _: self.reject())
+        self.clear_button.on_click(lambda _: self.clear())
+        # One button for both fields, so typing a note and then saving the text does not drop the note.
+        self.save_text_button.on_click(lambda _: self._update(text=self.text.value, note=self.note.value))
+        self.export_button.on_click(lambda _: self.export())
+        self.widget = widgets.VBox([
+            widgets.HBox([self.round_filter, self.status_filter, self.context_filter]),
+            widgets.HBox([self.min_reward, self.sort]),
+            widgets.HBox([self.prev_button, self.position, self.next_button]),
+            self.info, self.text, self.note,
+            widgets.HBox([self.accept_button, self.reject_button, self.clear_button, self.save_text_button,
+                          self.export_button]),
+            self.message])
+        self._show()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    @property
+    def view(self) -> pd.DataFrame:
+        t = self.table
+        keep = pd.Series(True, index=t.index)
+        if self.round_filter.value != "all":
+            keep &= t["round"] == self.round_filter.value
+        if self.context_filter.value != "all":
+            keep &= t["context_id"] == self.context_filter.value
+        status = self.status_filter.value
+        if status in BY_DECISION:
+            keep &= t["decision"] == BY_DECISION[status]
+        elif status != "all":
+            keep &= t["status"] == status
+        # At its lowest the slider filters nothing, so candidates without a reward stay visible.
+        if self.min_reward.value > self.min_reward.min:
+            keep &= t["reward"] >= self.min_reward.value
+        column, ascending = SORTS[self.sort.value]
+        by = [column, *(k for k in KEY if k != column)]
+        return t[keep].sort_values(by, ascending=[ascending] + [True] * (len(by) - 1), kind="stable")
+
+    @property
+    def current(self) -> pd.Series | None:
+        view = self.view
+        return view.iloc[self._pos] if len(view) else None
+
+    def accept(self) -> None:
+        """Accept the shown edit, with whatever text and note the boxes hold (typed but unsaved included)."""
+        self._update(decision="accept", text=self.text.value, note=self.note.value)
+
+    def reject(self) -> None:
+        self._update(decision="reject", text=self.text.value, note=self.note.value)
+
+    def clear(self) -> None:
+        self._update(decision="")
+
+    def save_text(self, text: str | None = None) -> None:
+        """Store `text` (default: what the text box holds) as the edited self-edit."""
+        self._update(text=self.text.value if text is None else text)
+
+    def set_note(self, note: str) -> None:
+        self._update(note=note)
+
+    def export(self, path=None) -> Path:
+        """The accepted self-edits as SFT pairs, one JSON object a line."""
+        target = self.run_dir / CURATED if path is None else Path(path)
+        kept = _accepted(self.table, None)
+        lines = [json.dumps({"prompt": r["prompt"], "completion": r["self_edit"], "context_id": r["context_id"],
+                             "round": int(r["round"]), "sample": int(r["sample"]), "reward": float(r["reward"]),
+                             "gain": float(r["gain"]), "edited": bool(r["edited"]), "note": r["note"]},
+                            ensure_ascii=False) + "\n" for r in kept.to_dict("records")]
+        atomic_write(target, "".join(lines))
+        self.message.value = f"wrote {len(lines)} accepted self-edits to {target.name}"
+        return target
+
+    def _update(self, **fields) -> None:
+        row = self.current
+        if row is None:
+            return
+        if "text" in fields and fields["text"] == row["self_edit"]:
+            fields["text"] = None  # saving the original is not an edit: `edited` stays False downstream
+        i = row.name
+        for column, value in {**fields, "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}.items():
+            self.table.at[i, column] = value
+        key = (int(row["round"]), str(row["context_id"]), int(row["sample"]))
+        # Re-read the file so decisions on candidates outside this table (other rounds) are kept.
+        records = _read(self.path)
+        records[key] = {"round": key[0], "context_id": key[1], "sample": key[2],
+                        **{c: self.table.at[i, c] for c in DECISION_COLUMNS[3:]}}
+        atomic_write(self.path, json.dumps([records[k] for k in sorted(records)], indent=1, ensure_ascii=False) + "\n")
+        self._show()
+
+    def _refilter(self, _change) -> None:
+        self._pos = 0
+        self._show()
+
+    def _step(self, by: int) -> None:
+        self._pos = max(0, min(self._pos + by, len(self.view) - 1))
+        self._show()
+
+    def _show(self) -> None:
+        view = self.view
+        self._pos = max(0, min(self._pos, len(view) - 1))
+        for button in (self.accept_button, self.reject_button, self.clear_button, self.save_text_button):
+            button.disabled = view.empty
+        self.position.value = f"{self._pos + 1 if len(view) else 0} / {len(view)}"
+        if view.empty:
+            self.info.value, self.text.value, self.note.value = f"<b>{EMPTY_VIEW}</b>", "", ""
+            return
+        row = view.iloc[self._pos]
+        self.text.value = row["text"] if isinstance(row["text"], str) else row["self_edit"]
+        self.note.value = row["note"]
+        self.info.value = self._page(view) + _card(row)
+
+    def _page(self, view: pd.DataFrame) -> str:
+        """With page_size > 1, the current candidate's neighbours as one-line summaries."""
+        if self.page_size == 1:
+            return ""
+        start = self._pos // self.page_size * self.page_size
+        lines = [f"<li>{'▶ ' if start + n == self._pos else ''}{escape(str(r['context_id']))} #{r['sample']} · "
+                 f"reward {r['reward']:.2f} · {r['decision'] or 'undecided'} · {escape(str(r['self_edit'])[:80])}</li>"
+                 for n, r in enumerate(view.iloc[start:start + self.page_size].to_dict("records"))]
+        return f"<ol start='{start + 1}'>{''.join(lines)}</ol><hr>"
+
+
+def _card(row: pd.Series) -> str:
+    pre = "<pre style='white-space:pre-wrap'>"
+    documents = "".join(f"<li>{pre}{escape(str(d))}</pre></li>" for d in row["documents"])
+    edited = " (text edited)" if isinstance(row["text"], str) else ""
+    return (f"<b>round {row['round']} · passage {escape(str(row['context_id']))} · sample {row['sample']}</b>"
+            f"{pre}{escape(str(row['context']))}</pre>"
+            f"<div>reward {row['reward']:.3f} · baseline {row['baseline']:.3f} · gain {row['gain']:+.3f} · "
+            f"status {escape(str(row['status']))} · decision <b>{row['decision'] or 'undecided'}</b>{edited}</div>"
+            f"<div>training documents ({len(row['documents'])}):</div><ol>{documents}</ol>")

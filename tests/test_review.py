@@ -1,0 +1,238 @@
+import json
+
+import pandas as pd
+import pytest
+
+from seal_kit.review import DECISIONS, EMPTY_VIEW, Review, curated, load_decisions
+
+# (round, context_id, sample, reward, baseline, status); rewards are distinct so every sort is unambiguous
+ROWS = [(0, "c0", 0, 0.8, 0.5, "ok"), (0, "c0", 1, 0.2, 0.5, "ok"), (0, "c1", 0, 0.5, 0.1, "ok"),
+        (0, "c1", 1, 0.0, 0.1, "empty_edit"), (1, "c0", 0, 0.6, 0.5, "ok"), (1, "c2", 0, 0.9, 0.3, "ok"),
+        (1, "c2", 1, 0.4, 0.3, "ok")]
+BY_REWARD = [(1, "c2", 0), (0, "c0", 0), (1, "c0", 0), (0, "c1", 0), (1, "c2", 1), (0, "c0", 1), (0, "c1", 1)]
+
+
+def row(r, c, s, reward, baseline, status, split="train"):
+    return {"round": r, "split": split, "context_id": c, "sample": s, "prompt": f"Passage {c}. Implications:",
+            "self_edit": f"edit {r}-{c}-{s}", "reward": reward, "baseline": baseline, "gain": reward - baseline,
+            "status": status, "documents": [f"doc A {c}", f"doc B {c} <i>"], "context": f"Title {c} & <Sub>\nbody"}
+
+
+@pytest.fixture
+def candidates():
+    return pd.DataFrame([row(*r) for r in ROWS] + [row(0, "c9", 0, 1.0, 0.0, "ok", split="eval")])
+
+
+def keys(frame):
+    return list(zip(frame["round"], frame["context_id"], frame["sample"]))
+
+
+def key(review):
+    return keys(review.current.to_frame().T)[0]
+
+
+def saved(run_dir):
+    return {(d["round"], d["context_id"], d["sample"]): d for d in json.loads((run_dir / DECISIONS).read_text())}
+
+
+def test_eval_rows_are_dropped_and_the_best_reward_is_shown_first(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    assert len(review.table) == 7 and "c9" not in set(review.table.context_id)
+    assert keys(review.view) == BY_REWARD and key(review) == (1, "c2", 0)
+    assert review.position.value == "1 / 7" and review.text.value == "edit 1-c2-0"
+    html = review.info.value
+    assert "Title c2 &amp; &lt;Sub&gt;" in html and "<Sub>" not in html  # passage text is escaped
+    assert html.count("<li>") == 2 and "doc B c2 &lt;i&gt;" in html
+    assert "reward 0.900" in html and "gain +0.600" in html and "undecided" in html
+    assert "application/vnd.jupyter.widget-view+json" in review._repr_mimebundle_()
+
+
+def test_accept_reject_clear_buttons_change_table_and_file(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.accept_button.click()
+    review.next_button.click()
+    review.reject_button.click()
+    decision = dict(zip(keys(review.table), review.table.decision))
+    assert decision[(1, "c2", 0)] == "accept" and decision[(0, "c0", 0)] == "reject"
+    assert sum(d != "" for d in decision.values()) == 2
+    assert {k: d["decision"] for k, d in saved(tmp_path).items()} == {(1, "c2", 0): "accept", (0, "c0", 0): "reject"}
+    loaded = load_decisions(tmp_path)
+    assert dict(zip(keys(loaded), loaded.decision)) == {(1, "c2", 0): "accept", (0, "c0", 0): "reject"}
+    assert loaded["round"].dtype.kind == "i" and loaded.updated.str.match(r"\d{4}-\d\d-\d\dT").all()
+    assert "decision <b>reject</b>" in review.info.value
+    review.clear_button.click()
+    assert saved(tmp_path)[(0, "c0", 0)]["decision"] == ""
+    assert review.table.set_index(["round", "context_id", "sample"]).decision[(0, "c0", 0)] == ""
+
+
+def test_load_decisions_of_an_unreviewed_run_is_empty_with_its_columns(tmp_path):
+    empty = load_decisions(tmp_path)
+    assert empty.empty and list(empty.columns) == ["round", "context_id", "sample", "decision", "text", "note",
+                                                    "updated"]
+
+
+def test_edited_text_is_the_curated_completion_and_an_unchanged_save_stores_none(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.text.value = "A rewritten implication."
+    review.save_text_button.click()
+    review.accept_button.click()
+    assert saved(tmp_path)[(1, "c2", 0)]["text"] == "A rewritten implication."
+    assert review.text.value == "A rewritten implication." and "(text edited)" in review.info.value
+    kept = curated(candidates, load_decisions(tmp_path))
+    assert kept.self_edit.tolist() == ["A rewritten implication."] and kept.edited.tolist() == [True]
+    review.save_text("edit 1-c2-0")  # back to the original: no longer an edit
+    assert saved(tmp_path)[(1, "c2", 0)]["text"] is None
+    kept = curated(candidates, load_decisions(tmp_path))
+    assert kept.self_edit.tolist() == ["edit 1-c2-0"] and kept.edited.tolist() == [False]
+
+
+def test_notes_persist_from_the_box_and_the_method(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.note.value = "too vague"
+    review.save_text_button.click()
+    assert saved(tmp_path)[(1, "c2", 0)]["note"] == "too vague" and saved(tmp_path)[(1, "c2", 0)]["text"] is None
+    review.next_button.click()
+    review.set_note("good one")
+    assert review.note.value == "good one"
+    notes = load_decisions(tmp_path)
+    assert dict(zip(keys(notes), notes.note)) == {(1, "c2", 0): "too vague", (0, "c0", 0): "good one"}
+
+
+def test_filters_and_sorts_select_and_order_the_view(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.round_filter.value = 0
+    assert keys(review.view) == [k for k in BY_REWARD if k[0] == 0]
+    review.status_filter.value = "empty_edit"
+    assert keys(review.view) == [(0, "c1", 1)]
+    review.round_filter.value, review.status_filter.value = "all", "all"
+    review.context_filter.value = "c2"
+    assert keys(review.view) == [(1, "c2", 0), (1, "c2", 1)]
+    review.context_filter.value = "all"
+    review.min_reward.value = 0.5
+    assert keys(review.view) == [(1, "c2", 0), (0, "c0", 0), (1, "c0", 0), (0, "c1", 0)]
+    review.min_reward.value = review.min_reward.min
+    review.sort.value = "reward ↑"
+    assert keys(review.view) == BY_REWARD[::-1]
+    review.sort.value = "gain ↓"  # gains 0.6, 0.4, 0.3, then ties at 0.1
+    assert keys(review.view)[:3] == [(1, "c2", 0), (0, "c1", 0), (0, "c0", 0)]
+    review.sort.value = "passage"
+    assert keys(review.view) == sorted(keys(review.table), key=lambda k: (k[1], k[0], k[2]))
+
+
+def test_decision_filters_follow_accepts(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.accept()
+    review.status_filter.value = "accepted"
+    assert keys(review.view) == [(1, "c2", 0)]
+    review.status_filter.value = "undecided"
+    assert len(review.view) == 6 and (1, "c2", 0) not in keys(review.view)
+    first = key(review)
+    review.reject()  # leaves the "undecided" view, so the next undecided one is shown
+    assert len(review.view) == 5 and key(review) != first and review.position.value == "1 / 5"
+    review.status_filter.value = "rejected"
+    assert keys(review.view) == [first]
+
+
+def test_paging_stops_at_both_ends_and_a_filter_change_returns_to_the_first_row(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.prev_button.click()
+    assert key(review) == BY_REWARD[0] and review.position.value == "1 / 7"
+    for _ in range(10):
+        review.next_button.click()
+    assert key(review) == BY_REWARD[-1] and review.position.value == "7 / 7"
+    review.prev_button.click()
+    assert key(review) == BY_REWARD[-2] and review.position.value == "6 / 7"
+    review.sort.value = "reward ↑"
+    assert review.position.value == "1 / 7" and key(review) == BY_REWARD[-1]
+
+
+def test_page_size_lists_the_neighbours_of_the_current_candidate(candidates, tmp_path):
+    review = Review(candidates, tmp_path, page_size=3)
+    assert review.info.value.count("#") == 3 and "▶ c2 #0" in review.info.value
+    with pytest.raises(ValueError, match="page_size"):
+        Review(candidates, tmp_path, page_size=0)
+
+
+def test_a_new_review_on_the_same_run_sees_the_same_decisions(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.text.value, review.note.value = "Edited.", "kept after rewriting"
+    review.save_text_button.click()
+    review.accept()
+    review.next_button.click()
+    review.reject()
+    again = Review(candidates, tmp_path)  # a kernel restart
+    state = again.table.set_index(["round", "context_id", "sample"])
+    columns = ["decision", "text", "note"]
+    assert state.loc[(1, "c2", 0), columns].tolist() == ["accept", "Edited.", "kept after rewriting"]
+    assert state.loc[(0, "c0", 0), columns].tolist() == ["reject", None, ""]
+    assert again.text.value == "Edited." and again.note.value == "kept after rewriting"
+    # Reviewing only round 0 must not erase the decisions already made on round 1.
+    Review(candidates[candidates["round"] == 0], tmp_path).accept()
+    assert set(saved(tmp_path)) == {(1, "c2", 0), (0, "c0", 0)}
+    assert saved(tmp_path)[(0, "c0", 0)]["decision"] == "accept"
+    assert not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_curated_keeps_accepted_of_a_round_sorted_by_key(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    for _ in range(4):  # accept the four best: (1,c2,0) (0,c0,0) (1,c0,0) (0,c1,0)
+        review.accept()
+        review.next_button.click()
+    review.reject()
+    decisions = load_decisions(tmp_path)
+    assert keys(curated(candidates, decisions)) == [(0, "c0", 0), (0, "c1", 0), (1, "c0", 0), (1, "c2", 0)]
+    round1 = curated(candidates, decisions, round=1)
+    assert keys(round1) == [(1, "c0", 0), (1, "c2", 0)] and {"edited", "note", "prompt"} <= set(round1.columns)
+    assert "decision" not in round1.columns
+
+
+def test_export_writes_accepted_pairs_with_the_edited_completion(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.save_text("Edited implication.")
+    review.set_note("clearer")
+    review.accept()
+    review.next_button.click()
+    review.accept()
+    review.next_button.click()
+    review.reject()
+    review.export_button.click()
+    lines = (tmp_path / "curated.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert records == [
+        {"prompt": "Passage c0. Implications:", "completion": "edit 0-c0-0", "context_id": "c0", "round": 0,
+         "sample": 0, "reward": 0.8, "gain": pytest.approx(0.3), "edited": False, "note": ""},
+        {"prompt": "Passage c2. Implications:", "completion": "Edited implication.", "context_id": "c2", "round": 1,
+         "sample": 0, "reward": 0.9, "gain": pytest.approx(0.6), "edited": True, "note": "clearer"}]
+    assert review.export(tmp_path / "elsewhere.jsonl").read_text() == "\n".join(lines) + "\n"
+    assert "2 accepted" in review.message.value
+
+
+def test_an_empty_view_says_so_and_its_buttons_do_nothing(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.status_filter.value = "rejected"
+    assert review.view.empty and review.current is None
+    assert EMPTY_VIEW in review.info.value and review.position.value == "0 / 0" and review.text.value == ""
+    for button in (review.accept_button, review.reject_button, review.clear_button, review.save_text_button,
+                   review.next_button, review.prev_button):
+        button.click()
+    review.save_text("ignored")
+    review.set_note("ignored")
+    assert not (tmp_path / DECISIONS).exists() and (review.table.decision == "").all()
+    review.status_filter.value = "all"
+    assert key(review) == BY_REWARD[0]
+
+
+def test_missing_columns_are_named(candidates, tmp_path):
+    with pytest.raises(ValueError, match=r"lack columns \['documents', 'context'\].*needs \['round', 'split'"):
+        Review(candidates.drop(columns=["context", "documents"]), tmp_path)
+    with pytest.raises(ValueError, match="'prompt'"):
+        curated(candidates.drop(columns=["prompt"]), load_decisions(tmp_path))
+
+
+def test_accept_keeps_text_and_note_typed_but_not_saved(candidates, tmp_path):
+    review = Review(candidates, tmp_path)
+    review.text.value, review.note.value = "Typed, never saved.", "short and right"
+    review.accept_button.click()
+    kept = curated(candidates, load_decisions(tmp_path))
+    assert kept.self_edit.tolist() == ["Typed, never saved."] and kept.note.tolist() == ["short and right"]
+    assert kept.edited.tolist() == [True]
