@@ -114,6 +114,7 @@ def train_lora(model, encoded: list[Example], pad_id: int, config: InnerLoopConf
     if not encoded:
         raise ValueError("training needs at least one example; got an empty list")
     began = time.perf_counter()
+    torch.manual_seed(seed)  # dropout masks, if any, depend on the seed alone, not on what ran before
     model.set_adapter(adapter)
     optimizer = torch.optim.AdamW(adapter_parameters(model, adapter), lr=config.lr, weight_decay=0.0)
     order_rng = torch.Generator().manual_seed(seed)
@@ -121,20 +122,22 @@ def train_lora(model, encoded: list[Example], pad_id: int, config: InnerLoopConf
     steps_per_epoch = -(-len(encoded) // config.batch_size)
     bar = tqdm(total=config.epochs * steps_per_epoch, desc=desc, disable=not progress, leave=False)
     model.train()
-    for _ in range(config.epochs):
-        order = torch.randperm(len(encoded), generator=order_rng).tolist()
-        for start in range(0, len(order), config.batch_size):
-            batch = collate([encoded[i] for i in order[start:start + config.batch_size]], pad_id)
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            loss = model(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            tokens += int(batch["attention_mask"].sum())
-            bar.update(1)
-    bar.close()
-    model.eval()
+    try:
+        for _ in range(config.epochs):
+            order = torch.randperm(len(encoded), generator=order_rng).tolist()
+            for start in range(0, len(order), config.batch_size):
+                batch = collate([encoded[i] for i in order[start:start + config.batch_size]], pad_id)
+                batch = {k: v.to(model.device) for k, v in batch.items()}
+                loss = model(**batch).loss
+                loss.backward()
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                losses.append(loss.item())
+                tokens += int(batch["attention_mask"].sum())
+                bar.update(1)
+    finally:
+        bar.close()
+        model.eval()
     return InnerLoopResult(losses, len(losses), tokens, time.perf_counter() - began)
 
 

@@ -23,7 +23,10 @@ Nothing is lost on interruption: each round's sampled edits are saved before sco
 (candidate, seed) is appended to `candidates.jsonl` as it finishes, the generator is saved after
 each update, and `round-<r>/summary.json` marks a finished round. Running again with the same run
 directory (and config: `start_run` refuses a changed one) skips what is done and, everything being
-seeded, reaches the same numbers as an uninterrupted run.
+seeded, reaches the same numbers as an uninterrupted run. Resume on a freshly loaded model (restart
+the kernel): the generator is rebuilt from its saved updates. On CUDA "the same numbers" also needs
+deterministic kernels (`torch.use_deterministic_algorithms(True)`, `CUBLAS_WORKSPACE_CONFIG=:4096:8`);
+without them a resumed run matches an uninterrupted one only up to floating-point noise.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 from peft import LoraConfig, set_peft_model_state_dict
 from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
@@ -76,10 +80,19 @@ class RestEMConfig:
         "help": "best_of_k (paper: the best edit per context, even without gain), improves (reward > baseline), "
                 "top_fraction (the best share of all candidates), or human (the review widget's decisions)"})
     top_fraction: float = field(default=0.25, metadata={"help": "share kept by top_fraction"})
+    keep_empty_edits: bool = field(default=False, metadata={
+        "help": "let automatic policies keep empty or degenerate edits (status 'empty_edit'). They score as "
+                "training on the passage alone, which can beat a small model's own edits: keeping them teaches "
+                "the generator to write nothing (a 135M model collapses to that within one round)"})
     eval_k: int = field(default=1, metadata={"help": "self-edits per held-out context, scored under one seed"})
     seed: int = field(default=0, metadata={"help": "base of every seed: sampling, inner loops, generator SFT"})
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # sampling.k = K per training context
-    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    final_train: bool = field(default=True, metadata={
+        "help": "after the last update, score the training contexts' edits too (False: held-out only; saves "
+                "a round of K x seeds inner loops per training context)"})
+    sampling: SamplingConfig = field(default_factory=SamplingConfig, metadata={
+        "help": "how self-edits are sampled; sampling.k is K per training context (paper: 5)"})
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig, metadata={
+        "help": "the generator's LoRA SFT on kept pairs, and how updates accumulate"})
 
     def __post_init__(self):
         if self.selection not in (*SELECTIONS, "human"):
@@ -116,12 +129,13 @@ class Generator:
     def __init__(self, inner: InnerLoop, config: GeneratorConfig):
         self.inner, self.config = inner, config
         self.model = inner.model
-        if GENERATOR not in self.model.peft_config:
-            lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                              target_modules=config.target_modules, task_type="CAUSAL_LM")
-            self.model.add_adapter(GENERATOR, lora)
+        if GENERATOR in self.model.peft_config:
+            raise ValueError("this model already carries a generator adapter (a RestEM was built on it before, and a "
+                             "merged update may already be in its weights): load the model again to resume a run")
+        lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                          target_modules=config.target_modules, task_type="CAUSAL_LM")
+        self.model.add_adapter(GENERATOR, lora)
         self.model.set_adapter(ADAPTER)
-        self.trained = False
 
     def _layers(self):
         return [m for m in self.model.modules() if isinstance(m, LoraLayer) and GENERATOR in m.lora_A]
@@ -140,18 +154,20 @@ class Generator:
         finally:
             self.model.set_adapter(ADAPTER)
 
-    def update(self, pairs: list[tuple[str, str]], seed: int, progress: bool = True):
-        """SFT on (prompt, self-edit) pairs, loss on the self-edit only. A merged generator starts each
-        update from a fresh adapter; a stacked one from where the last update left it."""
-        if self.config.update == "merge" or not self.trained:
+    def update(self, pairs: list[tuple[str, str]], seed: int, start: Path | None = None, progress: bool = True):
+        """SFT on (prompt, self-edit) pairs, loss on the self-edit only, from a fresh adapter or from the
+        saved state `start` (a stacked generator's last update): never from whatever is in memory, so
+        an update cut short and run again starts where the first attempt did."""
+        if start is None:
             self.reset(seed)
+        else:
+            self.load(start)
         encoded = encode_examples(self.inner.tokenizer, pairs, self.config.max_length)
         try:
             result = train_lora(self.model, encoded, self.inner.tokenizer.pad_token_id, self.config, GENERATOR, seed,
                                 progress, desc="generator SFT")
         finally:
             self.model.set_adapter(ADAPTER)
-        self.trained = True
         return result
 
     def save(self, path: Path) -> None:
@@ -164,8 +180,10 @@ class Generator:
 
     def load(self, path: Path) -> None:
         weights = load_file(str(path / GENERATOR / "adapter_model.safetensors"), device=str(self.model.device))
-        set_peft_model_state_dict(self.model, weights, adapter_name=GENERATOR)
-        self.trained = True
+        result = set_peft_model_state_dict(self.model, weights, adapter_name=GENERATOR)
+        if result.unexpected_keys:
+            raise ValueError(f"{path} does not fit this model's generator adapter (unexpected weights such as "
+                             f"{result.unexpected_keys[0]}): was it saved from another model or LoRA config?")
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -191,7 +209,18 @@ class RestEM:
             if len(set(ids)) != len(ids):
                 raise ValueError(f"RestEM: {name} contexts must have unique ids; repeated: "
                                  f"{sorted({i for i in ids if ids.count(i) > 1})}")
-        self.task, self.config, self.run_dir = task, config, run
+        shared = sorted({c.id for c in train} & {c.id for c in held_out})
+        if shared:
+            raise ValueError(f"RestEM: contexts {shared} are both training and held-out; held-out accuracy must "
+                             "come from contexts the generator never trained on")
+        contexts = {"train": [c.id for c in train], "held_out": [c.id for c in held_out],
+                    "policy": getattr(policy, "__name__", config.selection)}
+        saved = run.path / "contexts.json"
+        if saved.exists() and json.loads(saved.read_text()) != contexts:
+            raise ValueError(f"{run.path} was started on other contexts or another selection policy than now "
+                             f"({saved} lists them); resuming would mix two experiments: use another run directory")
+        run.write_json("contexts.json", contexts)
+        self.task, self.config, self.store = task, config, run  # the Run holding every file
         self.train, self.held_out = list(train), list(held_out)
         self.by_id = {c.id: c for c in self.train + self.held_out}
         self.policy = policy or SELECTIONS.get(config.selection)
@@ -201,11 +230,13 @@ class RestEM:
         self.awaiting_review: int | None = None
         self.summaries: list[dict] = []
         self.generator_losses: dict[int, list[float]] = {}
+        self._stacked_from: Path | None = None  # the saved generator a stacked update continues from
+        self._stale: str | None = None
         self._restore()
 
     # -- files ---------------------------------------------------------------------------------------
     def _round_dir(self, r: int) -> Path:
-        return self.run_dir.path / f"round-{r}"
+        return self.store.path / f"round-{r}"
 
     def _restore(self) -> None:
         """Reload finished rounds and rebuild the generator they produced (replaying merged updates)."""
@@ -217,6 +248,7 @@ class RestEM:
             self.summaries.append(summary)
             if summary["updated"]:
                 self.generator.load(self._round_dir(r) / "generator")
+                self._stacked_from = self._round_dir(r) / "generator"
                 if self.config.generator.update == "merge":
                     self.generator.merge()
                     self.task.clear_baselines()
@@ -229,15 +261,16 @@ class RestEM:
         path = self._round_dir(r) / "self_edits.parquet"  # typed: an edit reading "1.5" stays a string
         if path.exists():
             return pd.read_parquet(path)
+        train = self.train if r < self.config.rounds or self.config.final_train else []
         rows = [{"round": r, "split": split, "context_id": c.id, "sample": s, "prompt": self.task.self_edit_prompt(c)}
-                for split, contexts, k in (("train", self.train, self.config.sampling.k),
+                for split, contexts, k in (("train", train, self.config.sampling.k),
                                            ("eval", self.held_out, self.config.eval_k))
                 for c in contexts for s in range(k)]
         sampling = replace(self.config.sampling, seed=self.config.sampling.seed + self.config.seed + 1000 * r)
         with self.generator.active() as model:
             table = sample_self_edits(model, self.task.inner.tokenizer, rows, sampling, self.progress,
                                       desc=f"round {r}: sampling self-edits")
-        self.run_dir.write_table(f"round-{r}/self_edits", table)
+        self.store.write_table(f"round-{r}/self_edits", table)
         return pd.read_parquet(path)  # the same table a resumed run will read
 
     # -- one round -----------------------------------------------------------------------------------
@@ -283,63 +316,100 @@ class RestEM:
         if self.config.selection == "human" and self.policy is None:
             from .review import curated, load_decisions  # ipywidgets only where a human reviews
 
-            decisions = load_decisions(self.run_dir.path)
+            decisions = load_decisions(self.store.path)
             decided = decisions[(decisions["round"] == r) & (decisions["decision"] != "")]
             if decided.empty:
                 return None
             return curated(train, decisions, round=r)
+        if not self.config.keep_empty_edits:
+            train = train[train.status == "ok"]
         return self.policy(train, self.config)
 
-    def _finish_round(self, r: int, began: float) -> dict | None:
+    def _kept(self, r: int, train: pd.DataFrame) -> pd.DataFrame | None:
+        """The edits round r keeps: read back if chosen before (a resumed round keeps the same ones even
+        if review decisions changed since), else chosen by the policy; None while awaiting review."""
+        path = self._round_dir(r) / "kept.parquet"
+        if path.exists():
+            return pd.read_parquet(path)
+        kept = self._select(r, train)
+        if kept is not None:
+            self.store.write_table(f"round-{r}/kept", kept.sort_values(["context_id", "sample"]))
+            kept = pd.read_parquet(path)
+        return kept
+
+    def _update(self, r: int, kept: pd.DataFrame) -> list[float]:
+        """SFT the generator on round r's kept pairs and save it; merged into the base if so configured.
+        An exception in here leaves the in-memory generator half-updated: the loop then refuses to go
+        on until rebuilt on a freshly loaded model, which resumes cleanly from the files."""
+        self._stale = (f"an interruption during round {r}'s generator update left the model's weights mid-update in "
+                       "memory: load the model again and build a new RestEM on the same run directory to resume")
+        merge = self.config.generator.update == "merge"
+        result = self.generator.update(list(zip(kept.prompt, kept.self_edit)), seed=self.config.seed + r,
+                                       start=None if merge else self._stacked_from, progress=self.progress)
+        self.generator.save(self._round_dir(r) / "generator")
+        self._stacked_from = self._round_dir(r) / "generator"
+        if merge:
+            self.generator.merge()
+            self.task.clear_baselines()
+        self._stale = None
+        return result.losses
+
+    def _finish_round(self, r: int, started: float) -> dict | None:
+        began = time.perf_counter()
         table = self.candidates(r)
         train, held_out = table[table.split == "train"], table[table.split == "eval"]
         edits = self._self_edits(r)
+
+        def mean(values):
+            return float(values.mean()) if len(values) else None
+
         summary = {
-            "round": r, "mean_reward": float(train.reward.mean()),
-            "best_reward": float(train.groupby("context_id").reward.max().mean()),
-            "baseline": float(train.baseline.mean()), "mean_gain": float(train.gain.mean()),
-            "eval_accuracy": float(held_out.reward.mean()) if len(held_out) else None,
-            "eval_baseline": float(held_out.baseline.mean()) if len(held_out) else None,
+            "round": r, "mean_reward": mean(train.reward), "best_reward": mean(train.groupby("context_id").reward.max()),
+            "baseline": mean(train.baseline), "mean_gain": mean(train.gain),
+            "eval_accuracy": mean(held_out.reward), "eval_baseline": mean(held_out.baseline),
             "n_candidates": len(train), "empty_edits": int((train.status == "empty_edit").sum()),
-            "mean_edit_tokens": float(edits.tokens.mean()), "n_kept": 0, "updated": False,
+            "mean_edit_tokens": mean(edits[edits.split == "train"].tokens), "n_kept": 0, "updated": False,
             "generator_loss": None}
         if r < self.config.rounds:
-            kept = self._select(r, train)
+            kept = self._kept(r, train)
             if kept is None:
                 self.awaiting_review = r
                 return None
-            kept = kept.sort_values(["context_id", "sample"])
-            self.run_dir.write_table(f"round-{r}/kept", kept)
             summary["n_kept"] = len(kept)
-            losses: list[float] = []
-            if len(kept):
-                result = self.generator.update(list(zip(kept.prompt, kept.self_edit)),
-                                               seed=self.config.seed + r, progress=self.progress)
-                self.generator.save(self._round_dir(r) / "generator")
-                if self.config.generator.update == "merge":
-                    self.generator.merge()
-                    self.task.clear_baselines()
-                losses = result.losses
+            losses = self._update(r, kept) if len(kept) else []
+            if losses:
                 summary.update(updated=True, generator_loss=losses[-1])
-            self.run_dir.write_json(f"round-{r}/generator_losses.json", losses)
+            self.store.write_json(f"round-{r}/generator_losses.json", losses)
             self.generator_losses[r] = losses
         # Resume-proof cost: what was recorded for sampling, scoring and the update, not this process's clock.
         summary["seconds"] = float(edits.seconds.sum() + table.train_seconds.sum() + table.eval_seconds.sum()
                                    + (time.perf_counter() - began if summary["updated"] else 0.0))
-        self.run_dir.write_json(f"round-{r}/summary.json", summary)  # written last: the round is done
+        summary["wall_seconds"] = time.perf_counter() - started  # this process's share (less, if it resumed)
+        self.store.write_json(f"round-{r}/summary.json", summary)  # written last: the round is done
         return summary
 
     def run(self) -> bool:
         """Run (or resume) every round. Returns True when all are done, False when a round waits for
-        human decisions (selection "human"): review it, then call `run()` again."""
+        human decisions (selection "human"): review it, then call `run()` again. One process at a time
+        may work on a run directory."""
+        if self._stale:
+            raise RuntimeError(self._stale)
+        try:
+            with FileLock(str(self.store.path / ".lock"), timeout=0):
+                return self._run()
+        except Timeout:
+            raise RuntimeError(f"another process is running {self.store.path} right now; wait for it or stop it "
+                               "before resuming here") from None
+
+    def _run(self) -> bool:
         self.awaiting_review = None
         total = self.config.rounds + 1
         bar = tqdm(total=total, initial=len(self.summaries), desc="ReST-EM rounds", disable=not self.progress)
         for r in range(len(self.summaries), total):
+            started = time.perf_counter()
             edits = self._self_edits(r)
             self._score(r, edits)
-            began = time.perf_counter()
-            summary = self._finish_round(r, began)
+            summary = self._finish_round(r, started)
             if summary is None:
                 bar.close()
                 print(f"round {r} awaits review: accept or reject its self-edits in the review widget, then run "
@@ -347,7 +417,8 @@ class RestEM:
                 return False
             self.summaries.append(summary)
             bar.update(1)
-            bar.set_postfix(mean_reward=f"{summary['mean_reward']:.2f}")
+            if summary["mean_reward"] is not None:
+                bar.set_postfix(mean_reward=f"{summary['mean_reward']:.2f}")
             if self.on_round:
                 self.on_round(summary)
         bar.close()

@@ -5,7 +5,7 @@
     display(review)                                  # filter, sort, page; accept / reject / edit / note
     review.accept(); review.save_text("A shorter implication."); review.set_note("too vague")  # as the buttons do
     kept = curated(candidates, load_decisions(run.path), round=r)    # the outer loop's "human" selection
-    review.export()                                  # run.path / "curated.jsonl": prompt -> completion pairs
+    review.export()                                  # run.path / "curated[-round-<r>].jsonl": prompt -> completion pairs
 
 Every change is written at once to `run.path / review_decisions.json`, a JSON list of records
 `{"round", "context_id", "sample", "decision": "accept"|"reject"|"", "text": edited self-edit or null,
@@ -116,7 +116,7 @@ class Review:
         self.reject_button = widgets.Button(description="reject", button_style="danger")
         self.clear_button = widgets.Button(description="undo decision")
         self.save_text_button = widgets.Button(description="save text & note")
-        self.export_button = widgets.Button(description=f"export {CURATED}")
+        self.export_button = widgets.Button(description="export accepted")
         self.message = widgets.Label()
         for control in (self.round_filter, self.status_filter, self.context_filter, self.min_reward, self.sort):
             control.observe(self._refilter, names="value")
@@ -184,8 +184,12 @@ class Review:
         self._update(note=note)
 
     def export(self, path=None) -> Path:
-        """The accepted self-edits as SFT pairs, one JSON object a line."""
-        target = self.run_dir / CURATED if path is None else Path(path)
+        """The accepted self-edits as SFT pairs, one JSON object a line. By default `curated.jsonl`, or
+        `curated-round-<r>.jsonl` when this review holds one round, so reviewing round by round never
+        overwrites an earlier round's export."""
+        rounds = sorted({int(r) for r in self.table["round"]})
+        default = f"curated-round-{rounds[0]}.jsonl" if len(rounds) == 1 else CURATED
+        target = self.run_dir / default if path is None else Path(path)
         kept = _accepted(self.table, None)
         lines = [json.dumps({"prompt": r["prompt"], "completion": r["self_edit"], "context_id": r["context_id"],
                              "round": int(r["round"]), "sample": int(r["sample"]), "reward": float(r["reward"]),

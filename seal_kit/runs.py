@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -59,7 +61,7 @@ def atomic_write(path: Path, data: str | bytes) -> None:
 
 
 def _plain(obj):
-    """Dataclasses to dicts and tuples to lists, so configs serialise as readable YAML/JSON."""
+    """Dataclasses to dicts, tuples to lists, NaN to None: configs and records serialise as strict JSON/YAML."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return _plain(dataclasses.asdict(obj))
     if isinstance(obj, dict):
@@ -68,6 +70,10 @@ def _plain(obj):
         return [_plain(v) for v in obj]
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, np.generic):  # numpy scalars from pandas: plain Python numbers
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # strict JSON has no NaN: a loss that was never computed is null
     return obj
 
 
@@ -129,7 +135,7 @@ class AppendLog:
                     f.truncate(good)
 
     def append(self, record: dict) -> None:
-        line = json.dumps(_plain(record), default=float, ensure_ascii=False) + "\n"
+        line = json.dumps(_plain(record), default=float, ensure_ascii=False, allow_nan=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "ab") as f:
             f.write(line.encode())

@@ -59,10 +59,19 @@ def test_rest_em_headless(tmp_path):
 
 @pytest.mark.slow
 def test_rest_em_interactive_stops_for_review_and_resumes(tmp_path):
-    papermill.execute_notebook(str(NOTEBOOKS / "03_rest_em.ipynb"), str(tmp_path / "03.ipynb"), cwd=str(NOTEBOOKS),
-                               progress_bar=False, parameters={"SMOKE": True, "RUN_DIR": str(tmp_path), "MODEL": "tiny",
-                                                               "ROUNDS": 1, "INTERACTIVE": True})
+    def run_interactive():
+        papermill.execute_notebook(str(NOTEBOOKS / "03_rest_em.ipynb"), str(tmp_path / "03.ipynb"), cwd=str(NOTEBOOKS),
+                                   progress_bar=False, parameters={"SMOKE": True, "RUN_DIR": str(tmp_path),
+                                                                   "MODEL": "tiny", "ROUNDS": 1, "INTERACTIVE": True})
+
+    run_interactive()
     assert not (tmp_path / "metrics.json").exists()  # waiting for a human, nothing blocked
-    assert (tmp_path / "round-0" / "self_edits.parquet").exists()
-    scored = len((tmp_path / "candidates.jsonl").read_text().splitlines())
-    assert scored == 2 * 2 + 1
+    assert len((tmp_path / "candidates.jsonl").read_text().splitlines()) == 2 * 2 + 1  # round 0 scored
+    # What a click on "accept" writes (the widget itself is tested in test_review.py).
+    (tmp_path / "review_decisions.json").write_text(json.dumps([
+        {"round": 0, "context_id": "velmora-island", "sample": 1, "decision": "accept", "text": "Edited by hand.",
+         "note": "", "updated": ""}]))
+    run_interactive()  # the same RUN_DIR: resumes, applies the decision, finishes
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [r["n_kept"] for r in metrics["rounds"]] == [1, 0]
+    assert "Edited by hand." in (tmp_path / "round-0" / "kept.jsonl").read_text()

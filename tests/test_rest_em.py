@@ -40,12 +40,20 @@ def make_loop(run_dir, cfg, **kwargs) -> RestEM:
     return RestEM(task, TRAIN, HELD_OUT, cfg, run, progress=False, **kwargs)
 
 
-def comparable(loop):
-    rounds = [{k: v for k, v in s.items() if k != "seconds"} for s in loop.summaries]
-    table = loop.candidates()[["round", "split", "context_id", "sample", "self_edit", "reward", "gain"]]
-    kept = [pd.read_parquet(loop.run_dir.path / f"round-{r}" / "kept.parquet")[["context_id", "sample", "self_edit"]]
-            for r in range(loop.config.rounds)]
-    return rounds, table, kept, loop.generator_losses
+def assert_same_run(ours: RestEM, theirs: RestEM):
+    """Same rounds (timings aside), same scored self-edits and rewards, same kept edits, same generator losses."""
+    def rounds(loop):
+        return [{k: v for k, v in s.items() if k not in ("seconds", "wall_seconds")} for s in loop.summaries]
+
+    def kept(loop, r):
+        return pd.read_parquet(loop.store.path / f"round-{r}" / "kept.parquet")[["context_id", "sample", "self_edit"]]
+
+    assert rounds(ours) == rounds(theirs)
+    columns = ["round", "split", "context_id", "sample", "self_edit", "reward", "gain"]
+    pd.testing.assert_frame_equal(ours.candidates()[columns], theirs.candidates()[columns])
+    for r in range(ours.config.rounds):
+        pd.testing.assert_frame_equal(kept(ours, r), kept(theirs, r))
+    assert ours.generator_losses == theirs.generator_losses
 
 
 def test_two_rounds_on_a_tiny_model(tmp_path):
@@ -60,11 +68,11 @@ def test_two_rounds_on_a_tiny_model(tmp_path):
     table = loop.candidates()
     assert len(table) == 3 * (6 + 2) and set(table.split) == {"train", "eval"}
     for r in (0, 1):  # the generator changed between rounds: same prompts, same seed offsets, other edits
-        assert (loop.run_dir.path / f"round-{r}" / "generator" / "generator" / "adapter_model.safetensors").exists()
+        assert (loop.store.path / f"round-{r}" / "generator" / "generator" / "adapter_model.safetensors").exists()
     assert (table[table["round"] == 0].self_edit.tolist() != table[table["round"] == 1].self_edit.tolist())
     metrics = loop.metrics()
     assert [set(m) >= {"round", "mean_reward", "eval_accuracy", "n_kept"} for m in metrics["rounds"]] == [True] * 3
-    assert json.loads(json.dumps(metrics))  # plain JSON
+    json.dumps(metrics, allow_nan=False)  # strict JSON: raises on NaN or numpy types
     assert loop.run() is True and len(loop.summaries) == 3  # nothing left to do
 
 
@@ -129,14 +137,59 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, update):
     assert len(resumed.summaries) == 1  # round 0 came back from disk
     assert resumed.run() is True
     assert len(redone) == 24 - 11  # finished candidates were not scored again
-    for ours, theirs in zip(comparable(resumed), comparable(whole)):
-        if isinstance(ours, pd.DataFrame):
-            pd.testing.assert_frame_equal(ours, theirs)
-        elif isinstance(ours, list) and ours and isinstance(ours[0], pd.DataFrame):
-            for a, b in zip(ours, theirs):
-                pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
-        else:
-            assert ours == theirs
+    assert_same_run(resumed, whole)
+
+
+@pytest.mark.parametrize("update", ["stack", "merge"])
+def test_a_crash_inside_the_generator_update_resumes_to_the_same_result(tmp_path, monkeypatch, update):
+    from seal_kit.rest_em import Generator
+
+    cfg = config(rounds=2, generator=dataclasses.replace(config().generator, update=update))
+    whole = make_loop(tmp_path / "whole", cfg)
+    whole.run()
+    calls = []
+    real_save = Generator.save
+
+    def save_then_crash(self, path):  # round 1's update trained and saved, its summary not yet written
+        real_save(self, path)
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Generator, "save", save_then_crash)
+    cut = make_loop(tmp_path / "cut", cfg)
+    with pytest.raises(KeyboardInterrupt):
+        cut.run()
+    with pytest.raises(RuntimeError, match="load the model again"):
+        cut.run()  # same object, weights mid-update: refused rather than silently wrong
+    monkeypatch.setattr(Generator, "save", real_save)
+    resumed = make_loop(tmp_path / "cut", cfg)
+    assert [s["round"] for s in resumed.summaries] == [0] and resumed.run()
+    assert_same_run(resumed, whole)
+
+
+def test_a_model_gets_one_generator_and_runs_check_their_contexts(tmp_path):
+    loop = make_loop(tmp_path / "run", config(rounds=0))
+    with pytest.raises(ValueError, match="already carries a generator adapter"):
+        RestEM(loop.task, TRAIN, HELD_OUT, loop.config, loop.store)
+
+    def fresh_task():
+        model, tokenizer = load_model("tiny", seed=0)
+        return KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, epochs=1))
+
+    with pytest.raises(ValueError, match="both training and held-out"):
+        RestEM(fresh_task(), TRAIN, [TRAIN[0]], loop.config, loop.store)
+    with pytest.raises(ValueError, match="other contexts"):
+        RestEM(fresh_task(), TRAIN[:2], HELD_OUT, loop.config, loop.store)
+
+
+def test_the_last_round_can_skip_the_training_contexts(tmp_path):
+    loop = make_loop(tmp_path / "run", config(rounds=1, final_train=False))
+    assert loop.run()
+    last = loop.summaries[-1]
+    assert last["n_candidates"] == 0 and last["mean_reward"] is None and last["eval_accuracy"] is not None
+    assert set(loop.candidates(1).split) == {"eval"}
+    json.dumps(loop.metrics(), allow_nan=False)
 
 
 def test_resuming_with_another_config_is_refused(tmp_path):
@@ -151,7 +204,7 @@ def test_human_selection_waits_for_decisions_and_uses_edited_text(tmp_path):
     loop = make_loop(tmp_path / "run", config(rounds=1, selection="human"))
     assert loop.run() is False and loop.awaiting_review == 0
     assert not (tmp_path / "run" / "round-0" / "summary.json").exists()
-    review = Review(loop.candidates(0), loop.run_dir.path)
+    review = Review(loop.candidates(0), loop.store.path)
     review.text.value = "Pellin Harbour is the capital of Velmora Island."
     review.save_text_button.click()
     review.accept_button.click()
@@ -205,10 +258,62 @@ def test_round_figures_have_the_expected_traces(tmp_path):
     assert "plotly.min.js" in page.read_text() and (tmp_path / "run" / "plotly.min.js").stat().st_size > 1e6
 
 
-def test_live_figure_redraws_at_most_once_per_interval():
+def test_live_figure_redraws_in_place_at_most_once_per_interval(monkeypatch):
+    class Handle:
+        def __init__(self):
+            self.shown = []
+
+        def update(self, figure):
+            self.shown.append(figure)
+
+    handle = Handle()
+    displayed = []
+    monkeypatch.setattr(plots, "display", lambda figure, display_id: displayed.append(figure) or handle)
     live = plots.LiveFigure(every=3600)
-    built = []
-    build = lambda: built.append(1) or plots.scoring_progress([])  # noqa: E731
-    assert live.update(build) is True and live.update(build) is False
-    assert live.update(build, force=True) is True and len(built) == 2
+    build = lambda: plots.scoring_progress([{"round": 0, "split": "train", "reward": 0.5}])  # noqa: E731
+    assert live.update(build) is True and live.update(build) is False  # throttled
+    assert live.update(build, force=True) is True
+    assert len(displayed) == 1 and len(handle.shown) == 1  # one output, redrawn in place
     assert plots.LiveFigure(enabled=False).update(build, force=True) is False
+
+
+KILLED_JOB = """
+import sys, dataclasses
+sys.path.insert(0, {tests!r})
+from test_rest_em import config, make_loop
+make_loop({run_dir!r}, config()).run()
+"""
+
+
+def test_a_killed_process_resumes_to_the_same_result(tmp_path):
+    """SIGKILL, as when a papermill job or a kernel dies: no exception handler runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    whole = make_loop(tmp_path / "whole", config())
+    whole.run()
+    log = tmp_path / "cut" / "candidates.jsonl"
+    script = KILLED_JOB.format(tests=os.path.dirname(__file__), run_dir=str(tmp_path / "cut"))
+    job = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 300
+    while job.poll() is None and time.monotonic() < deadline:
+        if log.exists() and len(log.read_bytes().splitlines()) >= 10:  # into round 1, past round 0's update
+            job.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    assert job.wait(timeout=60) == -signal.SIGKILL, "the job finished before it could be killed"
+    resumed = make_loop(tmp_path / "cut", config())
+    assert resumed.run()
+    assert_same_run(resumed, whole)
+
+
+def test_empty_edits_are_not_kept_unless_asked(tmp_path):
+    """Kept, an empty edit teaches the generator to write nothing (it scores as passage-only training)."""
+    loop = make_loop(tmp_path / "run", config(rounds=0))
+    table = table_of({"a": [0.9, 0.5], "b": [1.0]}).assign(status=["empty_edit", "ok", "empty_edit"])
+    assert loop._select(0, table).self_edit.tolist() == ["a-1"]  # b has no usable edit: nothing kept for it
+    loop.config = config(rounds=0, keep_empty_edits=True)
+    assert loop._select(0, table).self_edit.tolist() == ["a-0", "b-0"]

@@ -236,3 +236,10 @@ def test_accept_keeps_text_and_note_typed_but_not_saved(candidates, tmp_path):
     kept = curated(candidates, load_decisions(tmp_path))
     assert kept.self_edit.tolist() == ["Typed, never saved."] and kept.note.tolist() == ["short and right"]
     assert kept.edited.tolist() == [True]
+
+
+def test_a_one_round_export_is_named_after_its_round(candidates, tmp_path):
+    review = Review(candidates[candidates["round"] == 1], tmp_path)
+    review.accept()
+    assert review.export() == tmp_path / "curated-round-1.jsonl"
+    assert [json.loads(line)["round"] for line in (tmp_path / "curated-round-1.jsonl").read_text().splitlines()] == [1]
