@@ -6,6 +6,7 @@
     plots.reward_curve(loop.rounds); plots.reward_distribution(loop.candidates())
     live = plots.LiveFigure(every=10); live.update(lambda: plots.scoring_progress(loop.log.records))
     plots.save_html(figure, run.path / "reward_curve.html")     # static copy, opens offline
+    plots.arc_grids({"input": task.test[0].input, "gold": task.test[0].output, "prediction": None}).show()
 """
 from __future__ import annotations
 
@@ -27,6 +28,32 @@ def accuracy_bars(accuracy: dict[str, float], title: str = "Closed-book accuracy
     fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.1%}" for v in values], textposition="outside"))
     fig.update_layout(title=title, yaxis=dict(title="accuracy", tickformat=".0%", range=[0, max(1e-9, *values) * 1.2]),
                       template="plotly_white", height=380)
+    return fig
+
+
+# ARC's usual colours for 0..9: black, blue, red, green, yellow, grey, magenta, orange, sky, maroon
+ARC_COLORS = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25"]
+
+
+def arc_grids(grids: dict, title: str = "") -> go.Figure:
+    """ARC grids side by side as heatmaps in ARC colours; a None grid (no prediction) leaves its panel empty."""
+    from plotly.subplots import make_subplots
+
+    names = list(grids)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[n if grids[n] is not None else f"{n}: none"
+                                                                 for n in names], horizontal_spacing=0.04)
+    scale = [[v, ARC_COLORS[i]] for i in range(10) for v in (i / 10, (i + 1) / 10)]  # colour i on [i, i+1)/10
+    for col, name in enumerate(names, start=1):
+        grid = grids[name]
+        if grid is not None:
+            fig.add_trace(go.Heatmap(z=[list(row) for row in grid], zmin=-0.5, zmax=9.5, colorscale=scale,
+                                     showscale=False, xgap=1, ygap=1, name=name,
+                                     hovertemplate="row %{y}, col %{x}: colour %{z}<extra></extra>"), 1, col)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{col if col > 1 else ''}", showticklabels=False,
+                         row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+    fig.update_layout(title=title, template="plotly_white", height=300, width=max(360, 230 * len(names)),
+                      plot_bgcolor="#DDDDDD")
     return fig
 
 

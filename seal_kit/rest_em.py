@@ -300,10 +300,12 @@ class RestEM:
         scored = pd.DataFrame(self.log.records)
         if r is not None:
             scored = scored[scored["round"] == r]
+        if "reason" not in scored:  # logs written before failed edits carried a reason
+            scored["reason"] = ""
         keys = ["round", "split", "context_id", "sample"]
         table = scored.groupby(keys, sort=True).agg(
             reward=("reward", "mean"), baseline=("baseline", "mean"), gain=("gain", "mean"), n_seeds=("seed", "size"),
-            status=("status", "first"), self_edit=("self_edit", "first"), documents=("documents", "first"),
+            status=("status", "first"), reason=("reason", "first"), self_edit=("self_edit", "first"), documents=("documents", "first"),
             losses=("losses", "first"), train_seconds=("train_seconds", "sum"),
             eval_seconds=("eval_seconds", "sum")).reset_index()
         prompts = {(x["round"], x["split"], x["context_id"], x["sample"]): x["prompt"]

@@ -24,6 +24,8 @@ class InnerJob:
     examples: list  # documents (loss on every token) or (prompt, completion) pairs
     overrides: dict = field(default_factory=dict)  # InnerLoopConfig fields the self-edit chose (ARC: lr, epochs)
     status: str = "ok"  # "ok", "empty_edit" (degenerate but usable), or why it failed ("bad_json", ...)
+    reason: str = ""    # what was wrong, for a failed edit (names the offending key or limit)
+    documents: list[str] | None = None  # what a reviewer sees as the training data; None: the examples' texts
 
     @property
     def failed(self) -> bool:
@@ -76,7 +78,8 @@ class SelfEditTask:
             eval_seconds = time.perf_counter() - began
         return {**scored, "context_id": context.id, "seed": seed, "baseline": base, "gain": scored["reward"] - base,
                 "status": job.status, "n_examples": len(job.examples),
-                "documents": [e if isinstance(e, str) else e[1] for e in job.examples],  # what was trained on
+                "reason": job.reason, "documents": job.documents if job.documents is not None else
+                [e if isinstance(e, str) else e[1] for e in job.examples],  # what was trained on
                 "steps": trained.steps,
                 "tokens": trained.tokens, "final_loss": trained.losses[-1] if trained.losses else float("nan"),
                 "losses": trained.losses, "train_seconds": trained.seconds, "eval_seconds": eval_seconds}

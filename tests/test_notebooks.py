@@ -75,3 +75,18 @@ def test_rest_em_interactive_stops_for_review_and_resumes(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert [r["n_kept"] for r in metrics["rounds"]] == [1, 0]
     assert "Edited by hand." in (tmp_path / "round-0" / "kept.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_arc_few_shot(tmp_path):
+    metrics = run_notebook("04_arc_few_shot.ipynb", tmp_path, MODEL="tiny")
+    assert set(metrics["success"]) == {"icl", "ttt_self_edit", "seal", "oracle"}
+    assert all(0.0 <= v <= 1.0 for v in metrics["success"].values())
+    assert metrics["n_tasks"] == 1 and metrics["n_train_tasks"] == 2
+    assert [r["round"] for r in metrics["rounds"]] == [0, 1]
+    oracle = [json.loads(line) for line in (tmp_path / "oracle.jsonl").read_text().splitlines()]
+    assert [r["task"] for r in oracle] == ["66e6c45b"] and oracle[0]["status"] == "ok"  # it trained
+    scored = [json.loads(line) for line in (tmp_path / "candidates.jsonl").read_text().splitlines()]
+    assert len(scored) == 2 * 2 + 1 + 1  # K per training task, EVAL_K per evaluation task in rounds 0 and 1
+    assert all(r["reason"] for r in scored if r["status"] != "ok")  # failed configs say why
+    assert (tmp_path / "success.html").exists()

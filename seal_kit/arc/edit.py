@@ -213,3 +213,14 @@ def transforms_for(config: TTTConfig) -> list[Transform]:
     tools = [(config.use_basic_augmentations, basic), (config.use_size_augmentations, size),
              (config.use_chain_augmentations, chain), (config.use_repeat_augmentations, repeat)]
     return [IDENTITY] + [t for on, family in tools if on for t in family()]
+
+
+def edit_form() -> str:
+    """The self-edit's shape as a model should be asked for it: every key with what it accepts, and what each tool does."""
+    def slot(f) -> str:
+        return "<" + _accepted(f).replace("'", '"') + ">"
+    groups = ", ".join(f'"{group}": {{' + ", ".join(f'"{f.name}": {slot(f)}' for f in fields(TTTConfig)
+                                                  if f.metadata["group"] == group) + "}"
+                       for group in GROUP_KEYS)
+    tools = "\n".join(f"- {f.name}: {f.metadata['help']}" for f in fields(TTTConfig))
+    return "{" + groups + "}\n" + tools

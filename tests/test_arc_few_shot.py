@@ -1,0 +1,205 @@
+"""ARC test-time training and augmented inference: text format, masking, voting, the setting on a tiny model."""
+import dataclasses
+import json
+import random
+
+import pytest
+
+from seal_kit.arc import few_shot
+from seal_kit.arc.augment import IDENTITY, Dihedral
+from seal_kit.arc.data import ArcDataError, ArcTask, Example, grid_to_text, load_tasks
+from seal_kit.arc.edit import TTTConfig
+from seal_kit.arc.few_shot import ArcConfig, ArcFewShot
+from seal_kit.arc.ttt import inference_transforms, read_prediction, task_text, training_examples, vote
+from seal_kit.generation import Generation
+from seal_kit.inner_loop import InnerLoopConfig
+
+SMALL = load_tasks("seal-train", ids=["5582e5ca", "6150a2bd"])  # 3x3 grids: short prompts
+
+
+def random_grid(rng, h=None, w=None):
+    h, w = h or rng.randint(1, 6), w or rng.randint(1, 6)
+    return tuple(tuple(rng.randint(0, 9) for _ in range(w)) for _ in range(h))
+
+
+def test_task_text_ends_where_the_answer_starts():
+    task = SMALL[0]
+    text = task_text(task.train, task.test[0].input)
+    assert text.endswith(f"Input:\n{grid_to_text(task.test[0].input)}\nOutput:\n")
+    assert text.count("Input:") == len(task.train) + 1 and text.count("Output:") == len(task.train) + 1
+
+
+def test_training_examples_by_strategy():
+    tasks = [SMALL[0], SMALL[1]]
+    pairs = training_examples(tasks, "output_only")
+    texts = training_examples(tasks, "all_tokens")
+    assert len(pairs) == len(texts) == 2
+    assert [p + a for p, a in pairs] == texts
+    assert pairs[0][1] == grid_to_text(tasks[0].test[0].output)
+    with pytest.raises(ValueError, match="strategy"):
+        training_examples(tasks, "outputs")
+    unknown = ArcTask("x", tasks[0].train, (Example(tasks[0].test[0].input, None),))
+    with pytest.raises(ArcDataError, match="task x"):
+        training_examples([unknown], "output_only")
+
+
+def test_read_prediction_inverts_every_view():
+    rng = random.Random(0)
+    for _ in range(50):
+        grid = random_grid(rng)
+        for view in inference_transforms(8):
+            answer = grid_to_text(view.apply(grid)) + "\n\nInput:\n1 2"  # a model rambling past its answer
+            assert read_prediction(view, answer) == grid, view.name
+    assert read_prediction(IDENTITY, "no grid here") is None
+    assert read_prediction(Dihedral("rot90"), "1 2\n3") is None  # ragged rows are no grid
+    with pytest.raises(ValueError, match="1..8"):
+        inference_transforms(9)
+
+
+def test_vote_most_frequent_first_ties_by_first_seen():
+    a, b, c = ((1,),), ((2,),), ((3,),)
+    assert vote([b, a, None, a, c, b, a], attempts=2) == [a, b]
+    assert vote([c, b, None], attempts=2) == [c, b]  # tie: order seen
+    assert vote([None, None]) == []
+    assert vote([a, b, c], attempts=1) == [a]
+    with pytest.raises(ValueError):
+        vote([a], attempts=0)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    from seal_kit.models import load_model
+    model, tokenizer = load_model("tiny", seed=0)
+    inner = InnerLoopConfig(rank=4, alpha=8, lr=1e-3, epochs=1, max_length=512)
+    return ArcFewShot(model, tokenizer, inner, ArcConfig(max_examples=4, views=2, max_new_tokens=12, batch_size=2))
+
+
+def test_failed_edits_score_zero_with_their_reason(setting):
+    task = SMALL[0]
+    bad = setting.score(task, "Sure! Here is my config: {broken")
+    assert (bad["reward"], bad["status"], bad["steps"]) == (0.0, "bad_json", 0) and bad["reason"]
+    edit = TTTConfig().as_self_edit()
+    edit["training"]["learning_rate"] = 0.5  # out of range
+    invalid = setting.score(task, json.dumps(edit))
+    assert invalid["status"] == "invalid_edit" and "learning_rate" in invalid["reason"] and invalid["reward"] == 0.0
+
+
+def test_step_budget_turns_a_runaway_config_into_a_failed_edit(setting):
+    tight = ArcFewShot.__new__(ArcFewShot)
+    tight.__dict__.update(setting.__dict__, config=dataclasses.replace(setting.config, max_steps=3))
+    job = tight.inner_job(SMALL[0], json.dumps(TTTConfig(num_train_epochs=10).as_self_edit()))
+    assert job.failed and job.status == "over_budget" and "exceeds the budget of 3" in job.reason
+
+
+def test_valid_edit_trains_on_augmented_tasks_with_output_only_loss(setting):
+    task = SMALL[0]
+    config = TTTConfig(use_size_augmentations=False, use_chain_augmentations=False, learning_rate=1e-3,
+                       num_train_epochs=2)
+    job = setting.inner_job(task, "```json\n" + json.dumps(config.as_self_edit()) + "\n```\nHope it helps.")
+    assert job.status == "ok" and job.overrides == {"lr": 1e-3, "epochs": 2}
+    # 4 augmented tasks (max_examples); a leave-two-out task gives 2 examples, one per held-out demonstration
+    assert 4 <= len(job.examples) <= 8 and len(job.documents) == len(job.examples)
+    assert all(d.startswith(task.id) for d in job.documents)
+    # output-only: the loss covers exactly the answer grid (and EOS), found by tokenizing prompt and answer apart
+    (prompt, answer), = job.examples[:1]
+    ids, labels = setting.inner.encode([(prompt, answer)])[0]
+    learned = [t for t, l in zip(ids, labels) if l != -100]
+    assert setting.tokenizer.decode(learned, skip_special_tokens=True).strip() == answer
+    scored = setting.score_job(task, job, seed=0)
+    assert scored["steps"] == 2 * len(job.examples) and all(loss == loss for loss in scored["losses"])
+    assert scored["reward"] in (0.0, 1.0) and len(scored["attempts"]) == len(task.test)
+
+
+def test_all_tokens_strategy_trains_on_whole_texts(setting):
+    job = setting.config_job(SMALL[0], TTTConfig(strategy="all_tokens"))
+    assert all(isinstance(e, str) for e in job.examples)
+    ids, labels = setting.inner.encode(job.examples[:1])[0]
+    assert all(l != -100 for l in labels)
+
+
+def test_examples_longer_than_max_length_are_dropped_not_cut(setting):
+    big = load_tasks("seal-eval", ids=["903d1b4a"])[0]  # 16x16 grids: every example is over 512 tokens
+    job = setting.config_job(big, TTTConfig())
+    assert job.status == "empty_edit" and not job.examples and "max_length=512" in job.reason
+
+
+def test_evaluate_votes_over_views_and_maps_answers_back(setting, monkeypatch):
+    task = SMALL[1]
+    gold = task.test[0].output
+    views = inference_transforms(setting.config.views)
+
+    def answer_with(grid_for_view):
+        def fake_generate(model, tokenizer, prompts, **kwargs):
+            assert len(prompts) == len(views) * len(task.test)
+            return [Generation(grid_to_text(grid_for_view(v)), 9, 0.0) for v in views]
+        return fake_generate
+
+    monkeypatch.setattr(few_shot, "generate", answer_with(lambda v: v.apply(gold)))  # right in every frame
+    assert setting.evaluate(task)["reward"] == 1.0
+    monkeypatch.setattr(few_shot, "generate", answer_with(lambda v: gold))  # right only unrotated: still voted in
+    result = setting.evaluate(task)
+    assert result["reward"] == 1.0 and result["attempts"][0][0] == grid_to_text(gold)
+    wrong = tuple(tuple((c + 1) % 10 for c in row) for row in gold)
+    monkeypatch.setattr(few_shot, "generate", answer_with(lambda v: v.apply(wrong)))
+    assert setting.evaluate(task) == {"reward": 0.0, "solved": [False], "attempts": [[grid_to_text(wrong)]]}
+
+
+def test_evaluate_refuses_a_task_without_solutions(setting):
+    task = SMALL[0]
+    unknown = ArcTask("no-solutions", task.train, (Example(task.test[0].input, None),))
+    with pytest.raises(ArcDataError, match="no-solutions.*solutions file"):
+        setting.evaluate(unknown)
+
+
+def test_self_edit_prompt_shows_the_demonstrations_and_every_key(setting):
+    prompt = setting.self_edit_prompt(SMALL[0])
+    assert grid_to_text(SMALL[0].train[0].output) in prompt
+    for key in TTTConfig.__dataclass_fields__:
+        assert key in prompt
+    assert grid_to_text(SMALL[0].test[0].input) not in prompt or SMALL[0].test[0].input in [e.input for e in SMALL[0].train]
+
+
+def test_bad_arc_config_is_refused():
+    with pytest.raises(ValueError, match="1..8"):
+        ArcConfig(views=0)
+    with pytest.raises(ValueError, match="attempts"):
+        ArcConfig(attempts=0)
+
+
+def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
+    """The outer loop knows nothing about ARC: configs are sampled, scored, the valid ones kept, the generator updated."""
+    import pandas as pd
+
+    from seal_kit import rest_em
+    from seal_kit.models import load_model
+    from seal_kit.rest_em import GeneratorConfig, RestEM, RestEMConfig
+    from seal_kit.runs import start_run
+    from seal_kit.self_edit import SamplingConfig
+
+    good = json.dumps(TTTConfig(use_size_augmentations=False, use_chain_augmentations=False, learning_rate=1e-3,
+                                num_train_epochs=1).as_self_edit())
+
+    def sample(model, tokenizer, rows, config, progress, desc=""):  # a random tiny model never writes JSON
+        return pd.DataFrame([{**r, "self_edit": good if r["sample"] == 0 else "I would rotate it.", "tokens": 9,
+                              "seconds": 0.0} for r in rows])
+
+    monkeypatch.setattr(rest_em, "sample_self_edits", sample)
+    model, tokenizer = load_model("tiny", seed=0)
+    setting = ArcFewShot(model, tokenizer, InnerLoopConfig(rank=4, alpha=8, max_length=512),
+                         ArcConfig(max_examples=2, views=1, max_new_tokens=8))
+    cfg = RestEMConfig(rounds=1, selection="best_of_k", eval_k=1, final_train=False,
+                       sampling=SamplingConfig(k=2, max_new_tokens=8),
+                       generator=GeneratorConfig(rank=4, alpha=8, epochs=1, max_length=2048))
+    run = start_run("arc", tmp_path, dataclasses.asdict(cfg))
+    loop = RestEM(setting, SMALL, load_tasks("seal-eval", ids=["66e6c45b"]), cfg, run, progress=False)
+    assert loop.run()
+    table = loop.candidates()
+    train = table[table.split == "train"]
+    assert sorted(train.status) == ["bad_json", "bad_json", "ok", "ok"]
+    failed = train[train.status == "bad_json"]
+    assert (failed.reward == 0).all() and failed.reason.str.contains("no {...} object").all()
+    assert all(d.startswith(c) for c, docs in zip(train.context_id, train.documents) for d in docs)
+    assert [r["n_kept"] for r in loop.summaries] == [2, 0] and loop.summaries[0]["updated"]
+    kept = pd.read_parquet(tmp_path / "round-0" / "kept.parquet")
+    assert (kept.self_edit == good).all() and (kept["sample"] == 0).all()
+    assert loop.generator_losses[0] and all(x == x for x in loop.generator_losses[0])
