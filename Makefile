@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seal-kit-installed
 
-.PHONY: setup model demo rest-em test clean-venv
+.PHONY: setup model demo notebook rest-em arc test clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,21 @@ demo: model
 		-p RUN_DIR "$$(pwd)/$$run_dir" --cwd notebooks && \
 	echo "Done: results (executed notebook, config.yaml, metrics.json, self_edits, adapter) in $$run_dir"
 
-# The ReST-EM outer loop headless with its defaults (2 rounds on the embedded model). RUN_DIR=... resumes a run.
-rest-em: model
-	@run_dir="$${RUN_DIR:-outputs/runs/$$(date +%Y%m%d-%H%M%S)-rest_em}"; mkdir -p "$$run_dir"; \
+# Any notebook headless with its defaults into its own run directory; RUN_DIR=... resumes a run.
+#   make notebook NB=04_arc_few_shot [RUN_DIR=outputs/runs/...]
+notebook: model
+	@test -f "notebooks/$(NB).ipynb" || { echo "NB=$(NB): no notebooks/$(NB).ipynb; choose one of: $$(cd notebooks && ls *.ipynb | sed 's/.ipynb//' | tr '\n' ' ')"; exit 2; }
+	@run_dir="$${RUN_DIR:-outputs/runs/$$(date +%Y%m%d-%H%M%S)-$(NB)}"; mkdir -p "$$run_dir"; \
 	run_dir="$$(cd "$$run_dir" && pwd)"; \
-	$(BIN)/papermill notebooks/03_rest_em.ipynb "$$run_dir/03_rest_em.ipynb" -p RUN_DIR "$$run_dir" --cwd notebooks && \
-	echo "Done: results (metrics.json, rounds, kept self-edits, figures) in $$run_dir"
+	$(BIN)/papermill notebooks/$(NB).ipynb "$$run_dir/$(NB).ipynb" -p RUN_DIR "$$run_dir" --cwd notebooks && \
+	echo "Done: results (executed notebook, config.yaml, metrics.json, figures) in $$run_dir"
+
+# The ReST-EM outer loop (2 rounds) and the ARC comparison, on the embedded model.
+rest-em:
+	@$(MAKE) --no-print-directory notebook NB=03_rest_em
+
+arc:
+	@$(MAKE) --no-print-directory notebook NB=04_arc_few_shot
 
 test: model
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

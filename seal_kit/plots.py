@@ -57,6 +57,15 @@ def arc_grids(grids: dict, title: str = "") -> go.Figure:
     return fig
 
 
+def summary_table(table: pd.DataFrame, title: str = "") -> go.Figure:
+    """A results table as a plotly table (readable in a saved HTML file); floats to 3 decimals."""
+    shown = table.drop(columns=[c for c in ("run_dir",) if c in table])
+    cells = [[f"{v:.3f}" if isinstance(v, float) else "" if v is None else str(v) for v in shown[c]] for c in shown]
+    fig = go.Figure(go.Table(header=dict(values=list(shown.columns), align="left"), cells=dict(values=cells, align="left")))
+    fig.update_layout(title=title, height=min(1200, 120 + 28 * len(shown)))
+    return fig
+
+
 def loss_curves(curves: dict[str, list[float]], title: str = "Inner-loop loss") -> go.Figure:
     fig = go.Figure([go.Scatter(y=losses, mode="lines", name=name) for name, losses in curves.items()])
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", template="plotly_white", height=380)

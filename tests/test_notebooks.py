@@ -44,11 +44,14 @@ def test_every_notebook_has_a_commented_parameters_cell():
         assert all("#" in line for line in lines), f"{path.name}: uncommented parameter"
         names = {re.split(r"[:=]", line)[0].strip() for line in lines}
         assert {"MODEL", "RUN_DIR", "SMOKE", "SEED"} <= names, path.name
+        assert set(papermill.inspect_notebook(str(path))) == names, f"{path.name}: papermill cannot parse every parameter"
 
 
 @pytest.mark.slow
 def test_rest_em_headless(tmp_path):
-    metrics = run_notebook("03_rest_em.ipynb", tmp_path, MODEL="tiny", ROUNDS=1)
+    # ROUNDS=1 comes from the profile; MODEL="tiny" is explicit and wins over the profile's "embedded"
+    metrics = run_notebook("03_rest_em.ipynb", tmp_path, MODEL="tiny", PROFILE="cpu-tiny")
+    assert "MODEL: tiny" in (tmp_path / "config.yaml").read_text()
     assert [r["round"] for r in metrics["rounds"]] == [0, 1]
     assert [r["n_kept"] for r in metrics["rounds"]] == [2, 0]  # best of K for each of the 2 smoke passages
     assert all(0.0 <= r["mean_reward"] <= 1.0 and 0.0 <= r["eval_accuracy"] <= 1.0 for r in metrics["rounds"])

@@ -1,0 +1,102 @@
+"""`seal-kit`: run the notebooks headless, sweep parameter grids, list runs.
+
+    seal-kit run 03_rest_em -p K 2 -p ROUNDS 1                  # one run into outputs/runs/<time>-03_rest_em
+    seal-kit run 02 --profile cpu-tiny --run-dir outputs/runs/ki # a profile's parameters (explicit -p wins)
+    seal-kit sweep 02 -p PROMPT implications rewrite self-qa -p K 3 --jobs 2 --out outputs/sweeps/prompts
+    seal-kit sweep --grid sweeps/prompt_ablation.yaml            # notebook, fixed parameters and grid from YAML
+    seal-kit runs                                                # every run under outputs/ with its status
+
+Values are read as YAML: `-p K 3` is the integer 3, `-p SMOKE true` a boolean, `-p TASKS "[a, b]"` a list.
+Running the same sweep (same --out) again skips finished runs and retries failed ones.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from . import profiles
+from .runs import outputs_root
+from .sweep import find_notebook, grid_runs, list_runs, load_grid, sweep, execute
+
+
+def _value(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _with_profile(parameters: dict, profile: str | None) -> dict:
+    if profile:
+        profiles.load(profile)  # an unknown profile fails here, before any run starts
+        return {"PROFILE": profile, **parameters}
+    return parameters
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    one = sub.add_parser("run", help="run one notebook headless into a run directory")
+    one.add_argument("notebook", help="a notebook name (03_rest_em, or just 03) or a path")
+    one.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    one.add_argument("--run-dir", help="where the run goes (the same one again resumes it)")
+    one.add_argument("--profile", help=f"a run profile: {', '.join(profiles.names())} or a YAML file")
+
+    many = sub.add_parser("sweep", help="run a notebook once per parameter set of a grid")
+    many.add_argument("notebook", nargs="?", help="a notebook name or path (or `notebook:` in the grid file)")
+    many.add_argument("-p", "--parameter", nargs="+", action="append", default=[], metavar="KEY VALUE",
+                      help="KEY and one or more values; several values vary, the product of all is run")
+    many.add_argument("--grid", help="a YAML sweep file: notebook, parameters (fixed), grid (key: [values]), runs")
+    many.add_argument("--jobs", type=int, default=1, help="runs at a time (each is its own kernel)")
+    many.add_argument("--out", help="the sweep's directory; the same one again skips finished runs")
+    many.add_argument("--profile", help=f"a run profile: {', '.join(profiles.names())} or a YAML file")
+
+    listing = sub.add_parser("runs", help="list run directories with their status")
+    listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            parameters = _with_profile({k: _value(v) for k, v in args.parameter}, args.profile)
+            stem = find_notebook(args.notebook).stem
+            run_dir = args.run_dir or outputs_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+            result = execute(args.notebook, run_dir, parameters, progress=True)
+            print(f"{result.status}: {result.run_dir}" + (f"\ncell {result.failed_cell}: {result.error}"
+                                                          if result.status == "failed" else ""))
+            return 0 if result.status in ("finished", "skipped") else 1
+        if args.command == "sweep":
+            notebook, sets = (load_grid(args.grid) if args.grid else (None, [{}]))
+            notebook = args.notebook or notebook
+            if not notebook:
+                parser.error("sweep: name the notebook (argument or `notebook:` in the grid file)")
+            bad = [p for p in args.parameter if len(p) < 2]
+            if bad:
+                parser.error(f"sweep: -p {bad[0][0]} needs at least one value")
+            extra = grid_runs({p[0]: [_value(v) for v in p[1:]] for p in args.parameter})
+            sets = [{**s, **e} for s in sets for e in extra]
+            sets = [_with_profile(s, args.profile) for s in sets]
+            out = args.out or outputs_root() / "sweeps" / f"{time.strftime('%Y%m%d-%H%M%S')}-{find_notebook(notebook).stem}"
+            table = sweep(notebook, sets, out, jobs=args.jobs)
+            shown = [c for c in table.columns if c not in ("run_dir", "error")]
+            print(table[shown].to_string(index=False))
+            failed = table[table.status == "failed"]
+            for _, row in failed.iterrows():
+                print(f"FAILED {row.run_dir} (cell {row.failed_cell}): {row.error}")
+            print(f"summary: {Path(out) / 'summary.csv'}; run again with --out {out} to retry failures")
+            return 1 if len(failed) else 0
+        table = list_runs(args.root or outputs_root())
+        print(table.to_string(index=False) if len(table) else f"no runs under {args.root or outputs_root()}")
+        return 0
+    except (FileNotFoundError, ValueError) as err:
+        print(f"seal-kit: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

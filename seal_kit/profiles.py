@@ -1,0 +1,91 @@
+"""Run profiles: named sets of notebook parameters (`cpu-tiny`, `gpu-small`, `paper`), as YAML files.
+
+    from seal_kit import profiles
+    profiles.names()                                   # ['cpu-tiny', 'gpu-small', 'paper']
+    profiles.parameters("gpu-small", "03_rest_em")     # that notebook's parameters under the profile
+    profiles.apply(PROFILE, globals(), "03_rest_em")   # in a notebook, right after its parameters cell
+
+A profile file (seal_kit/profiles/<name>.yaml, or any path) has `description`, `parameters` (for every
+notebook that has them) and `notebooks` (per-notebook values, which win). Its header comment gives the
+exact command that runs it. Applying a profile fills the parameters still at their notebook default:
+a value given explicitly (papermill's -p, the CLI's -p, an edit in the parameters cell) wins.
+Unknown keys are errors that name the key and what is accepted.
+"""
+from __future__ import annotations
+
+import ast
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+FOLDER = Path(__file__).resolve().parent / "profiles"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SECTIONS = ("description", "parameters", "notebooks")
+
+
+def names() -> list[str]:
+    return sorted(p.stem for p in FOLDER.glob("*.yaml"))
+
+
+@lru_cache(maxsize=None)
+def notebook_defaults(stem: str) -> dict:
+    """The parameters cell of notebooks/<stem>.ipynb: name -> default value."""
+    import papermill
+
+    path = NOTEBOOKS / f"{stem}.ipynb"
+    if not path.exists():
+        return {}
+    return {name: ast.literal_eval(info["default"]) for name, info in papermill.inspect_notebook(str(path)).items()}
+
+
+def _known_notebooks() -> list[str]:
+    return sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+
+
+def load(profile: str | Path) -> dict:
+    """A profile by name or path, validated: sections, notebook names and parameter names must exist."""
+    path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else FOLDER / f"{profile}.yaml"
+    if not path.exists():
+        raise ValueError(f"unknown profile {str(profile)!r}; choose one of {', '.join(names())} or give a .yaml file")
+    spec = yaml.safe_load(path.read_text()) or {}
+    unknown = [k for k in spec if k not in SECTIONS] if isinstance(spec, dict) else ["(not a mapping)"]
+    if unknown:
+        raise ValueError(f"profile {path.name}: unknown key {unknown[0]!r}; a profile has {', '.join(SECTIONS)}")
+    spec.setdefault("parameters", {})
+    spec.setdefault("notebooks", {})
+    notebooks = _known_notebooks()
+    if notebooks:  # a checkout: parameter names can be checked against the notebooks
+        everywhere = set().union(*(notebook_defaults(n) for n in notebooks))
+        for key in spec["parameters"]:
+            if key not in everywhere:
+                raise ValueError(f"profile {path.name}: parameter {key!r} is in no notebook; known: "
+                                 f"{', '.join(sorted(everywhere))}")
+        for stem, values in spec["notebooks"].items():
+            if stem not in notebooks:
+                raise ValueError(f"profile {path.name}: unknown notebook {stem!r}; known: {', '.join(notebooks)}")
+            for key in values or {}:
+                if key not in notebook_defaults(stem):
+                    raise ValueError(f"profile {path.name}: {stem} has no parameter {key!r}; it has "
+                                     f"{', '.join(notebook_defaults(stem))}")
+    return spec
+
+
+def parameters(profile: str | Path, notebook: str) -> dict:
+    """The profile's values for one notebook: the shared ones it has, then its own section."""
+    spec = load(profile)
+    own = notebook_defaults(notebook)
+    shared = {k: v for k, v in spec["parameters"].items() if not own or k in own}
+    return {**shared, **(spec["notebooks"].get(notebook) or {})}
+
+
+def apply(profile: str | Path | None, namespace: dict, notebook: str) -> dict:
+    """Set the profile's values in `namespace` (a notebook's globals()) where the parameter still holds
+    its default; returns what was set. `profile=None` does nothing."""
+    if not profile:
+        return {}
+    defaults = notebook_defaults(notebook)
+    changed = {k: v for k, v in parameters(profile, notebook).items()
+               if k not in namespace or k not in defaults or namespace[k] == defaults[k]}
+    namespace.update(changed)
+    return changed

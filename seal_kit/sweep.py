@@ -1,0 +1,203 @@
+"""Batch runs of the notebooks with papermill: one run, a grid of runs, and the table of their results.
+
+    from seal_kit.sweep import execute, grid_runs, sweep, list_runs
+    result = execute("03_rest_em", "outputs/runs/x", {"K": 2})        # -> RunResult(status, run_dir, error, ...)
+    sets = grid_runs({"PROMPT": ["implications", "rewrite"], "K": [3]})  # the cartesian product, as dicts
+    table = sweep("02_knowledge_incorporation", sets, "outputs/sweeps/prompts", jobs=2)   # a DataFrame
+    list_runs("outputs/runs")                                          # every run directory with its status
+
+A sweep gives every parameter set its own run directory, named after the parameters that vary, so
+running the same sweep again skips the runs that finished (their metrics.json exists) and retries the
+others: a failed run is recorded with the failing cell and its error and never stops the rest. The
+summary (parameters + flattened metrics + status) is saved as summary.csv / summary.parquet and as a
+plotly table in summary.html.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .runs import METRICS, atomic_write
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+FAILED = "failed.json"
+
+
+def find_notebook(name: str | Path) -> Path:
+    """A notebook by path, or by name ("03_rest_em", "03_rest_em.ipynb", or the prefix "03") in notebooks/."""
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.exists():
+        return path.resolve()
+    known = sorted(NOTEBOOKS.glob("*.ipynb"))
+    stem = path.name.removesuffix(".ipynb")
+    matches = [p for p in known if p.stem == stem] or [p for p in known if p.stem.startswith(stem + "_")]
+    if len(matches) != 1:
+        raise FileNotFoundError(f"no notebook {str(name)!r}; give a path to an .ipynb file or one of: "
+                                f"{', '.join(p.stem for p in known)}")
+    return matches[0]
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    parameters: dict
+    status: str          # "finished", "failed", "skipped" (finished before)
+    seconds: float
+    error: str = ""      # the exception of a failed run
+    failed_cell: int | None = None  # index of the cell that raised (papermill's execution order)
+
+
+def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None = None,
+            progress: bool = False) -> RunResult:
+    """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished."""
+    path, run_dir = find_notebook(notebook), Path(run_dir).resolve()
+    parameters = dict(parameters or {})
+    if (run_dir / METRICS).exists():
+        return RunResult(str(run_dir), parameters, "skipped", 0.0)
+    import papermill  # heavy import: only when a run starts
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FAILED).unlink(missing_ok=True)
+    began = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(path), str(run_dir / path.name), cwd=str(path.parent), progress_bar=progress,
+                                   parameters={**parameters, "RUN_DIR": str(run_dir)})
+    except Exception as err:  # a failed run is a result, not the end of the sweep
+        cell = getattr(err, "cell_index", None)  # papermill's PapermillExecutionError knows it
+        cell = _failed_cell(run_dir / path.name) if cell is None else cell
+        message = (f"{err.ename}: {err.evalue}" if hasattr(err, "ename")
+                   else f"{type(err).__name__}: {err}")
+        result = RunResult(str(run_dir), parameters, "failed", time.perf_counter() - began, message, cell)
+        atomic_write(run_dir / FAILED, json.dumps(asdict(result), indent=2, default=str))
+        return result
+    status = "finished" if (run_dir / METRICS).exists() else "failed"
+    error = "" if status == "finished" else f"the notebook ended without writing {METRICS}"
+    return RunResult(str(run_dir), parameters, status, time.perf_counter() - began, error)
+
+
+def _failed_cell(executed: Path) -> int | None:
+    """Index of the first code cell whose output is an error, in the executed notebook papermill saved."""
+    try:
+        cells = json.loads(executed.read_text())["cells"]
+    except (OSError, ValueError, KeyError):
+        return None
+    for i, cell in enumerate(cells):
+        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
+            return i
+    return None
+
+
+def grid_runs(grid: dict[str, list], fixed: dict | None = None) -> list[dict]:
+    """Every combination of the grid's values (in the order given), each with the fixed parameters."""
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"grid: {key!r} must be a non-empty list of values, got {values!r}")
+    keys = list(grid)
+    return [{**(fixed or {}), **dict(zip(keys, combo))} for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def load_grid(path: str | Path) -> tuple[str | None, list[dict]]:
+    """A sweep file: `notebook` (optional), `parameters` (fixed), and `grid` (key -> list, the product)
+    and/or `runs` (a list of parameter dicts). Returns (notebook, parameter sets)."""
+    spec = yaml.safe_load(Path(path).read_text()) or {}
+    known = {"notebook", "parameters", "grid", "runs"}
+    unknown = sorted(set(spec) - known) if isinstance(spec, dict) else ["(not a mapping)"]
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; a sweep file has {', '.join(sorted(known))}")
+    fixed = spec.get("parameters") or {}
+    sets = grid_runs(spec["grid"], fixed) if spec.get("grid") else []
+    sets += [{**fixed, **r} for r in spec.get("runs") or []]
+    if not sets:
+        raise ValueError(f"{path}: no runs; give `grid:` (key: [values]) and/or `runs:` (a list of parameter sets)")
+    notebook = spec.get("notebook")
+    if isinstance(notebook, int):  # YAML reads `notebook: 02` as the number 2
+        notebook = f"{notebook:02d}"
+    return notebook, sets
+
+
+def run_name(parameters: dict, varying: list[str]) -> str:
+    """A stable directory name from the varying parameters (a short hash keeps long values unique)."""
+    shown = "_".join(f"{k}={parameters[k]}" for k in varying) or "run"
+    slug = re.sub(r"[^A-Za-z0-9=.+-]+", "-", shown).strip("-")[:80]
+    digest = hashlib.sha1(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    return f"{slug}-{digest}"
+
+
+def _flatten(metrics: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in metrics.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        elif value is None or isinstance(value, (int, float, str, bool)):
+            flat[name] = value
+    return flat
+
+
+def summarize(results: list[RunResult]) -> pd.DataFrame:
+    """One row per run: its parameters, status, seconds, error, and every scalar metric (nested keys dotted)."""
+    rows = []
+    for r in results:
+        metrics_path = Path(r.run_dir) / METRICS
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        rows.append({**r.parameters, "status": r.status, "seconds": r.seconds, "error": r.error,
+                     "failed_cell": r.failed_cell, "run_dir": r.run_dir, **_flatten(metrics, "metrics.")})
+    return pd.DataFrame(rows)
+
+
+def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path, jobs: int = 1,
+          progress: bool = True) -> pd.DataFrame:
+    """Run `notebook` once per parameter set (`jobs` at a time), each in `out_dir/<name>`; finished runs
+    are skipped. Writes and returns the summary table."""
+    if jobs < 1 or not parameter_sets:
+        raise ValueError(f"sweep needs jobs >= 1 and at least one parameter set; got {jobs} and {len(parameter_sets)}")
+    from tqdm.auto import tqdm
+
+    out_dir = Path(out_dir).resolve()
+    varying = [k for k in dict.fromkeys(k for p in parameter_sets for k in p)
+               if len({json.dumps(p.get(k), sort_keys=True, default=str) for p in parameter_sets}) > 1]
+    dirs = [out_dir / run_name(p, varying) for p in parameter_sets]
+    if len(set(dirs)) < len(dirs):
+        raise ValueError("sweep: two parameter sets are identical; each run needs its own parameters")
+    bar = tqdm(total=len(dirs), desc=f"sweep {find_notebook(notebook).stem}", disable=not progress)
+
+    def one(args):
+        result = execute(notebook, *args)
+        bar.update(1)
+        bar.set_postfix(last=result.status)
+        return result
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:  # each run is its own kernel process
+        results = list(pool.map(one, zip(dirs, parameter_sets)))
+    bar.close()
+    table = summarize(results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write(out_dir / "summary.csv", table.to_csv(index=False))
+    atomic_write(out_dir / "summary.parquet", table.to_parquet(index=False))
+    from .plots import save_html, summary_table
+
+    save_html(summary_table(table, f"sweep of {find_notebook(notebook).name}"), out_dir / "summary.html")
+    return table
+
+
+def list_runs(root: str | Path) -> pd.DataFrame:
+    """Every run directory below `root` (a folder holding config.yaml) with its status and main facts."""
+    rows = []
+    for config in sorted(Path(root).rglob("config.yaml")):
+        run_dir = config.parent
+        failed = run_dir / FAILED
+        status = "finished" if (run_dir / METRICS).exists() else "failed" if failed.exists() else "unfinished"
+        name = (yaml.safe_load(config.read_text()) or {}).get("name", "")
+        error = json.loads(failed.read_text()).get("error", "") if status == "failed" else ""
+        rows.append({"run_dir": str(run_dir), "name": name, "status": status, "error": error,
+                     "modified": pd.Timestamp(max(p.stat().st_mtime for p in run_dir.iterdir()), unit="s")})
+    return pd.DataFrame(rows, columns=["run_dir", "name", "status", "error", "modified"])

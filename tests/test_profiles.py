@@ -1,0 +1,44 @@
+"""Run profiles: loading, per-notebook parameters, unknown keys, explicit values winning."""
+import pytest
+
+from seal_kit import profiles
+
+
+def test_the_three_profiles_load_and_name_their_command():
+    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper"]
+    for name in profiles.names():
+        spec = profiles.load(name)
+        header = (profiles.FOLDER / f"{name}.yaml").read_text().splitlines()[:4]
+        assert any(line.startswith("# Run:") and f"--profile {name}" in line for line in header), name
+        assert spec["description"]
+
+
+def test_parameters_per_notebook():
+    assert profiles.parameters("paper", "04_arc_few_shot")["MODEL"] == "meta-llama/Llama-3.2-1B-Instruct"
+    assert profiles.parameters("paper", "03_rest_em")["MODEL"] == "Qwen/Qwen2.5-7B"
+    small = profiles.parameters("gpu-small", "04_arc_few_shot")
+    assert small["MODEL"] == "Qwen/Qwen2.5-0.5B-Instruct" and "DATA" not in small  # 04 has no DATA parameter
+
+
+@pytest.mark.parametrize("text, message", [
+    ("parameter: {K: 1}\n", "unknown key 'parameter'"),
+    ("parameters: {KK: 1}\n", "parameter 'KK' is in no notebook"),
+    ("notebooks: {99_x: {K: 1}}\n", "unknown notebook '99_x'"),
+    ("notebooks: {04_arc_few_shot: {EPOCHS: 3}}\n", "04_arc_few_shot has no parameter 'EPOCHS'"),
+])
+def test_unknown_keys_are_named(tmp_path, text, message):
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        profiles.load(path)
+    with pytest.raises(ValueError, match="unknown profile 'nope'.*cpu-tiny"):
+        profiles.load("nope")
+
+
+def test_apply_fills_defaults_and_keeps_explicit_values():
+    namespace = dict(profiles.notebook_defaults("03_rest_em"))
+    namespace["K"] = 7  # given explicitly (papermill -p, or edited in the cell)
+    changed = profiles.apply("cpu-tiny", namespace, "03_rest_em")
+    assert namespace["K"] == 7 and "K" not in changed
+    assert namespace["N_TRAIN"] == 3 and namespace["ROUNDS"] == 1 and changed["N_EVAL"] == 3
+    assert profiles.apply(None, namespace, "03_rest_em") == {}

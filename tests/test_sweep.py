@@ -1,0 +1,100 @@
+"""Batch runs: one notebook run, grids, failures recorded without stopping the sweep, skip on re-run, the CLI."""
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from seal_kit import cli
+from seal_kit.sweep import execute, find_notebook, grid_runs, list_runs, load_grid, run_name, sweep
+
+
+@pytest.fixture
+def notebook(tmp_path):
+    """A two-second notebook: writes metrics.json from X, or raises in its third cell when X < 0."""
+    params = new_code_cell("X = 1  # the input\nRUN_DIR = None  # where metrics go")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[
+        params,
+        new_code_cell("import json, pathlib"),
+        new_code_cell("if X < 0:\n    raise ValueError(f'X must be >= 0, got {X}')"),
+        new_code_cell("pathlib.Path(RUN_DIR, 'metrics.json').write_text(json.dumps("
+                      "{'square': X * X, 'nested': {'half': X / 2}, 'list': [X]}))"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    path = tmp_path / "square.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_grid_is_the_product_with_fixed_parameters():
+    assert grid_runs({"A": [1, 2], "B": ["x"]}, {"C": 0}) == [{"C": 0, "A": 1, "B": "x"}, {"C": 0, "A": 2, "B": "x"}]
+    with pytest.raises(ValueError, match="'A' must be a non-empty list"):
+        grid_runs({"A": 3})
+
+
+def test_grid_file(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text("notebook: 02\nparameters: {K: 3}\ngrid: {PROMPT: [implications, rewrite]}\nruns: [{PROMPT: self-qa, K: 1}]\n")
+    notebook, sets = load_grid(path)
+    assert notebook == "02" and find_notebook(notebook).name == "02_knowledge_incorporation.ipynb"
+    assert sets == [{"K": 3, "PROMPT": "implications"}, {"K": 3, "PROMPT": "rewrite"}, {"K": 1, "PROMPT": "self-qa"}]
+    path.write_text("grids: {K: [1]}\n")
+    with pytest.raises(ValueError, match="unknown key.*'grids'"):
+        load_grid(path)
+
+
+def test_find_notebook_by_name_prefix_or_path(notebook):
+    assert find_notebook("03").name == "03_rest_em.ipynb" == find_notebook("03_rest_em").name
+    assert find_notebook(notebook) == notebook
+    with pytest.raises(FileNotFoundError, match="03_rest_em"):
+        find_notebook("99_nothing")
+
+
+def test_run_names_are_stable_and_distinct():
+    a, b = run_name({"K": 1, "P": "x y"}, ["K"]), run_name({"K": 2, "P": "x y"}, ["K"])
+    assert a.startswith("K=1-") and b.startswith("K=2-") and a != b
+    assert a == run_name({"P": "x y", "K": 1}, ["K"])
+
+
+def test_sweep_records_a_failure_and_goes_on_then_skips_finished_runs(notebook, tmp_path):
+    out = tmp_path / "sweep"
+    table = sweep(notebook, [{"X": 3}, {"X": -1}], out, jobs=2, progress=False)
+    ok, bad = table.iloc[0], table.iloc[1]
+    assert (ok.status, ok["metrics.square"], ok["metrics.nested.half"]) == ("finished", 9, 1.5)
+    assert bad.status == "failed" and bad.failed_cell == 3 and "X must be >= 0, got -1" in bad.error
+    assert "metrics.list" not in table  # only scalar metrics are columns
+    saved = pd.read_csv(out / "summary.csv")
+    assert list(saved.status) == ["finished", "failed"] and (out / "summary.parquet").exists()
+    assert (out / "summary.html").exists()
+    assert json.loads((p := next(out.glob("X=-1-*")) / "failed.json").read_text())["failed_cell"] == 3, p
+    again = sweep(notebook, [{"X": 3}, {"X": -1}], out, jobs=1, progress=False)
+    assert list(again.status) == ["skipped", "failed"]  # finished run not redone, failed one retried
+    assert again.iloc[0]["metrics.square"] == 9
+
+
+def test_list_runs_reports_status(notebook, tmp_path):
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    (tmp_path / "runs" / "a" / "config.yaml").write_text("name: quickstart\n")
+    finished = execute(notebook, tmp_path / "runs" / "b", {"X": 2})
+    (tmp_path / "runs" / "b" / "config.yaml").write_text("name: square\n")
+    failed = execute(notebook, tmp_path / "runs" / "c", {"X": -2})
+    (tmp_path / "runs" / "c" / "config.yaml").write_text("name: square\n")
+    assert (finished.status, failed.status) == ("finished", "failed")
+    table = list_runs(tmp_path / "runs")
+    assert list(table.status) == ["unfinished", "finished", "failed"]
+    assert "got -2" in table.iloc[2].error
+
+
+def test_cli_sweep_run_and_runs(notebook, tmp_path, capsys):
+    out = tmp_path / "cli-sweep"
+    assert cli.main(["sweep", str(notebook), "-p", "X", "1", "2", "--out", str(out), "--jobs", "2"]) == 0
+    assert sorted(pd.read_csv(out / "summary.csv")["metrics.square"]) == [1, 4]
+    assert cli.main(["sweep", str(notebook), "-p", "X", "-5", "--out", str(tmp_path / "s2")]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert cli.main(["run", str(notebook), "-p", "X", "4", "--run-dir", str(tmp_path / "one")]) == 0
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["square"] == 16
+    assert cli.main(["run", "99_nothing"]) == 2
+    assert "no notebook" in capsys.readouterr().err
+    assert cli.main(["run", str(notebook), "--profile", "nope"]) == 2
+    assert "unknown profile 'nope'" in capsys.readouterr().err
