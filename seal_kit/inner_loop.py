@@ -104,19 +104,38 @@ def adapter_parameters(model, adapter: str) -> list[torch.nn.Parameter]:
     return chosen
 
 
-def train_lora(model, encoded: list[Example], pad_id: int, config: InnerLoopConfig, adapter: str,
+def base_parameters(model, trainable: bool) -> list[torch.nn.Parameter]:
+    """Every weight that is not LoRA (full fine-tuning), made trainable or frozen again."""
+    chosen = [param for name, param in model.named_parameters() if "lora_" not in name]
+    for param in chosen:
+        param.requires_grad_(trainable)
+    return chosen
+
+
+def train_lora(model, encoded: list[Example], pad_id: int, config: InnerLoopConfig, adapter: str | None,
                seed: int = 0, progress: bool = False, desc: str = "inner loop") -> InnerLoopResult:
     """SFT of one named LoRA adapter of a peft model (its current weights are the start) on encoded
-    examples (`encode_examples`).
+    examples (`encode_examples`); `adapter=None` fine-tunes every base weight instead, with the adapters
+    switched off (the caller keeps a copy to restore, see `snapshot_base`).
 
     The one training mechanism of the kit: the inner loop trains its per-candidate adapter with it, the
-    outer loop the generator's."""
+    outer loop the generator's, continued pretraining optionally the whole model."""
     if not encoded:
         raise ValueError("training needs at least one example; got an empty list")
+    if adapter is None:
+        with model.disable_adapter():
+            try:
+                return _train(model, encoded, pad_id, config, base_parameters(model, True), seed, progress, desc)
+            finally:
+                base_parameters(model, False)
+    model.set_adapter(adapter)
+    return _train(model, encoded, pad_id, config, adapter_parameters(model, adapter), seed, progress, desc)
+
+
+def _train(model, encoded, pad_id, config, parameters, seed, progress, desc) -> InnerLoopResult:
     began = time.perf_counter()
     torch.manual_seed(seed)  # dropout masks, if any, depend on the seed alone, not on what ran before
-    model.set_adapter(adapter)
-    optimizer = torch.optim.AdamW(adapter_parameters(model, adapter), lr=config.lr, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.0)
     order_rng = torch.Generator().manual_seed(seed)
     losses, tokens = [], 0
     steps_per_epoch = -(-len(encoded) // config.batch_size)
@@ -139,6 +158,30 @@ def train_lora(model, encoded: list[Example], pad_id: int, config: InnerLoopConf
         bar.close()
         model.eval()
     return InnerLoopResult(losses, len(losses), tokens, time.perf_counter() - began)
+
+
+@torch.no_grad()
+def merge_into_base(model, adapter: str) -> None:
+    """Add a named LoRA adapter's update into the base weights and zero the adapter. Done by hand: peft's
+    own merge is undone whenever adapters are disabled, and baselines disable them."""
+    for layer in model.modules():
+        if isinstance(layer, LoraLayer) and adapter in layer.lora_A:
+            weight = layer.get_base_layer().weight
+            weight += layer.get_delta_weight(adapter).to(weight.dtype)
+            torch.nn.init.zeros_(layer.lora_B[adapter].weight)
+
+
+@torch.no_grad()
+def snapshot_base(model) -> dict[str, torch.Tensor]:
+    """A CPU copy of every base (non-LoRA) weight; `restore_base` puts it back after a merge or a full fine-tune."""
+    return {name: param.detach().to("cpu", copy=True) for name, param in model.named_parameters() if "lora_" not in name}
+
+
+@torch.no_grad()
+def restore_base(model, snapshot: dict[str, torch.Tensor]) -> None:
+    for name, param in model.named_parameters():
+        if name in snapshot:
+            param.copy_(snapshot[name])
 
 
 class InnerLoop:
@@ -179,6 +222,10 @@ class InnerLoop:
         config = dataclasses.replace(self.config, **overrides) if overrides else self.config
         self.reset(seed)
         return train_lora(self.model, self.encode(examples), self.tokenizer.pad_token_id, config, ADAPTER, seed, progress)
+
+    def merge(self) -> None:
+        """Fold the current adapter into the base weights (the adapted model becomes the new base θ)."""
+        merge_into_base(self.model, ADAPTER)
 
     @contextlib.contextmanager
     def base_model(self):

@@ -66,6 +66,25 @@ def summary_table(table: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
+def forgetting_heatmap(matrix: list[list[float | None]], title: str = "Accuracy after each edit") -> go.Figure:
+    """Rows: after edit i; columns: passage j; blank above the diagonal (not edited yet)."""
+    n = len(matrix)
+    text = [["" if v is None else f"{v:.2f}" for v in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(z=matrix, x=[f"passage {j}" for j in range(n)], y=[f"after edit {i}" for i in range(n)],
+                               zmin=0, zmax=1, colorscale="Viridis", text=text, texttemplate="%{text}",
+                               hovertemplate="%{y}, %{x}: %{z:.2f}<extra></extra>"))
+    fig.update_layout(title=title, yaxis=dict(autorange="reversed"), template="plotly_white",
+                      height=max(300, 60 + 40 * n))
+    return fig
+
+
+def retention_curves(curves: dict[str, list[float]], title: str = "Accuracy on the first passage as edits pile up") -> go.Figure:
+    fig = go.Figure([go.Scatter(y=values, mode="lines+markers", name=name) for name, values in curves.items()])
+    fig.update_layout(title=title, xaxis_title="edits applied after it", yaxis=dict(title="accuracy", range=[0, 1.05]),
+                      template="plotly_white", height=380)
+    return fig
+
+
 def loss_curves(curves: dict[str, list[float]], title: str = "Inner-loop loss") -> go.Figure:
     fig = go.Figure([go.Scatter(y=losses, mode="lines", name=name) for name, losses in curves.items()])
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", template="plotly_white", height=380)

@@ -46,7 +46,7 @@ from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, encode_examples, train_lora
+from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, encode_examples, merge_into_base, train_lora
 from .reward import SelfEditTask
 from .runs import Run
 from .self_edit import SamplingConfig, sample_self_edits
@@ -185,14 +185,9 @@ class Generator:
             raise ValueError(f"{path} does not fit this model's generator adapter (unexpected weights such as "
                              f"{result.unexpected_keys[0]}): was it saved from another model or LoRA config?")
 
-    @torch.no_grad()
     def merge(self) -> None:
-        """Add the update into the base weights and zero the adapter. Done by hand: peft's own merge
-        would be undone whenever the adapters are disabled, and baselines disable them."""
-        for layer in self._layers():
-            weight = layer.get_base_layer().weight
-            weight += layer.get_delta_weight(GENERATOR).to(weight.dtype)
-            torch.nn.init.zeros_(layer.lora_B[GENERATOR].weight)
+        """Add the update into the base weights and zero the adapter."""
+        merge_into_base(self.model, GENERATOR)
 
 
 class RestEM:

@@ -93,3 +93,30 @@ def test_arc_few_shot(tmp_path):
     assert len(scored) == 2 * 2 + 1 + 1  # K per training task, EVAL_K per evaluation task in rounds 0 and 1
     assert all(r["reason"] for r in scored if r["status"] != "ok")  # failed configs say why
     assert (tmp_path / "success.html").exists()
+
+
+@pytest.mark.slow
+def test_continued_pretraining(tmp_path):
+    teacher = tmp_path / "teacher.jsonl"  # the teacher condition from a file of edits
+    teacher.write_text("".join(json.dumps({"passage_id": pid, "self_edit": f"Facts about {pid} worth knowing."}) + "\n"
+                               for pid in ("velmora-island", "thornite")))
+    metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher))
+    assert metrics["n_passages"] == 2
+    accuracy = metrics["accuracy"]
+    assert list(accuracy) == ["base", "passage", "self_edit", "teacher", "seal"]
+    assert accuracy["seal"] is None  # not run: null, not omitted
+    assert all(0.0 <= accuracy[k] <= 1.0 for k in ("base", "passage", "self_edit", "teacher"))
+    assert metrics["conditions"]["teacher"]["n_documents"] == 2 * 2  # each edit's document + its passage
+    assert metrics["conditions"]["base"]["steps"] == 0 < metrics["conditions"]["self_edit"]["steps"]
+
+
+@pytest.mark.slow
+def test_forgetting(tmp_path):
+    metrics = run_notebook("06_forgetting.ipynb", tmp_path, MODEL="tiny")
+    matrix = metrics["matrix"]
+    assert metrics["n_edits"] == 3 and len(matrix) == 3 and all(len(row) == 3 for row in matrix)
+    assert all((v is None) == (j > i) for i, row in enumerate(matrix) for j, v in enumerate(row))
+    assert all(0.0 <= v <= 1.0 for row in matrix for v in row if v is not None)
+    assert set(metrics["variants"]) == {"merge", "merge+replay2", "route"}
+    for name in ("matrix_merge", "matrix_route", "retention"):
+        assert (tmp_path / f"{name}.html").exists(), name

@@ -1,0 +1,124 @@
+"""Continued pretraining (CPT): many passages' self-edits pooled into one training run, then every question.
+
+    from seal_kit.cpt import CPTConfig, continued_pretraining, pooled_documents, read_edits, trained_generator
+    docs = pooled_documents(passages, {p.id: [edit, ...] for p in passages})   # each edit's documents + its passage
+    result = continued_pretraining(task, passages, docs, CPTConfig())          # {"accuracy", "steps", ...}
+    edits = read_edits("teacher_edits.jsonl")                                 # passage_id -> [self_edit, ...]
+    with trained_generator(task.inner, "outputs/runs/<a 03 run>") as model:   # the ReST-EM generator
+        ...sample self-edits with `model`...
+
+One adapter (LoRA, the task's inner-loop config) or, with `full=True`, every weight is trained on the
+pool; the base weights are restored afterwards either way, so conditions can follow one another on one
+loaded model. Questions are asked closed book, all passages' questions in one batched pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .data import Passage
+from .inner_loop import ADAPTER, restore_base, snapshot_base, train_lora
+from .knowledge import KnowledgeTask
+from .self_edit import DocumentConfig, passage_document, training_documents
+
+
+@dataclass
+class CPTConfig:
+    full: bool = field(default=False, metadata={"help": "fine-tune every weight instead of one LoRA adapter"})
+    full_lr: float = field(default=1e-5, metadata={"help": "learning rate of the full fine-tune (LoRA uses the inner loop's)"})
+    seed: int = field(default=0, metadata={"help": "adapter init and document order"})
+
+
+def pooled_documents(passages: list[Passage], edits: dict[str, list[str]], config: DocumentConfig | None = None) -> list[str]:
+    """Every self-edit's documents, each edit followed by its passage (the paper's CPT pool)."""
+    missing = [p.id for p in passages if p.id not in edits]
+    if missing:
+        raise ValueError(f"no self-edits for passage(s) {missing[:5]}; give edits for every passage")
+    return [doc for p in passages for edit in edits[p.id] for doc in training_documents(edit, p, config).texts]
+
+
+def passage_documents(passages: list[Passage], config: DocumentConfig | None = None) -> list[str]:
+    """The passages alone: the 'train on passages only' control."""
+    return [passage_document(p, config or DocumentConfig()) for p in passages]
+
+
+def continued_pretraining(task: KnowledgeTask, passages: list[Passage], documents: list[str],
+                          config: CPTConfig | None = None, progress: bool = True) -> dict:
+    """Train once on `documents` (none: the base model), answer all questions of `passages` closed book."""
+    config = config or CPTConfig()
+    inner = task.inner
+    losses, steps, seconds = [], 0, 0.0
+    snapshot = snapshot_base(inner.model) if config.full and documents else None
+    try:
+        if documents and config.full:
+            encoded = inner.encode(documents)
+            trained = train_lora(inner.model, encoded, task.tokenizer.pad_token_id,
+                                 dataclasses.replace(inner.config, lr=config.full_lr), None, config.seed, progress,
+                                 desc="continued pretraining (full)")
+        elif documents:
+            trained = inner.train(documents, seed=config.seed, progress=progress)
+        if documents:
+            losses, steps, seconds = trained.losses, trained.steps, trained.seconds
+        context = inner.base_model() if config.full or not documents else contextlib.nullcontext()
+        with context:
+            results = task.answer(passages)
+    finally:
+        if snapshot is not None:
+            restore_base(inner.model, snapshot)
+    scores = [s for r in results for s in r.scores]
+    return {"accuracy": sum(scores) / len(scores), "per_passage": [r.accuracy for r in results],
+            "n_documents": len(documents), "n_questions": len(scores), "steps": steps, "losses": losses,
+            "train_seconds": seconds}
+
+
+def read_edits(path: str | Path) -> dict[str, list[str]]:
+    """Self-edits from a jsonl file (one object per line with `passage_id` and `self_edit`), grouped by passage:
+    a teacher's edits, or any run's self_edits.jsonl."""
+    grouped: dict[str, list[str]] = {}
+    for n, line in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            grouped.setdefault(str(row["passage_id"]), []).append(str(row["self_edit"]))
+        except (ValueError, KeyError, TypeError) as err:
+            raise ValueError(f"{path}, line {n}: expected an object with 'passage_id' and 'self_edit' ({err})") from None
+    if not grouped:
+        raise ValueError(f"{path}: no self-edits in it")
+    return grouped
+
+
+@contextlib.contextmanager
+def trained_generator(inner, run_dir: str | Path):
+    """The generator a ReST-EM run (notebook 03) ended with, on this model: its saved updates are loaded
+    (stacked: the last one; merged: each merged in turn) and the base weights restored on exit."""
+    from .rest_em import Generator, GeneratorConfig
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists():
+        raise ValueError(f"{run_dir}: not a run directory (no config.yaml); give the RUN_DIR of a 03_rest_em run")
+    saved = (yaml.safe_load(config_path.read_text()) or {}).get("rest_em", {})
+    rounds = sorted((p for p in run_dir.glob("round-*/generator") if p.is_dir()), key=lambda p: int(p.parent.name[6:]))
+    if not saved or not rounds:
+        raise ValueError(f"{run_dir}: no generator update saved (round-<r>/generator/); run 03_rest_em there first")
+    config = GeneratorConfig(**saved["generator"])
+    snapshot = snapshot_base(inner.model) if config.update == "merge" else None
+    generator = Generator(inner, config)
+    try:
+        for path in rounds if config.update == "merge" else rounds[-1:]:
+            generator.load(path)
+            if config.update == "merge":
+                generator.merge()
+        with generator.active() as model:
+            yield model
+    finally:
+        if snapshot is not None:
+            restore_base(inner.model, snapshot)
+        inner.model.delete_adapter("generator")
+        inner.model.set_adapter(ADAPTER)
