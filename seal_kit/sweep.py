@@ -30,6 +30,7 @@ from .runs import METRICS, atomic_write
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 FAILED = "failed.json"
+TIMING = "execution.json"  # how long a finished run took, read back when a sweep skips it
 
 
 def find_notebook(name: str | Path) -> Path:
@@ -61,8 +62,10 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
     """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished."""
     path, run_dir = find_notebook(notebook), Path(run_dir).resolve()
     parameters = dict(parameters or {})
-    if (run_dir / METRICS).exists():
-        return RunResult(str(run_dir), parameters, "skipped", 0.0)
+    if (run_dir / METRICS).exists():  # finished before: keep the time it took then
+        timing = run_dir / TIMING
+        seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
+        return RunResult(str(run_dir), parameters, "skipped", seconds)
     import papermill  # heavy import: only when a run starts
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +84,10 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
         return result
     status = "finished" if (run_dir / METRICS).exists() else "failed"
     error = "" if status == "finished" else f"the notebook ended without writing {METRICS}"
-    return RunResult(str(run_dir), parameters, status, time.perf_counter() - began, error)
+    result = RunResult(str(run_dir), parameters, status, time.perf_counter() - began, error)
+    if status == "finished":
+        atomic_write(run_dir / TIMING, json.dumps({"seconds": result.seconds}))
+    return result
 
 
 def _failed_cell(executed: Path) -> int | None:

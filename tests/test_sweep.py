@@ -70,7 +70,7 @@ def test_sweep_records_a_failure_and_goes_on_then_skips_finished_runs(notebook, 
     assert json.loads((p := next(out.glob("X=-1-*")) / "failed.json").read_text())["failed_cell"] == 3, p
     again = sweep(notebook, [{"X": 3}, {"X": -1}], out, jobs=1, progress=False)
     assert list(again.status) == ["skipped", "failed"]  # finished run not redone, failed one retried
-    assert again.iloc[0]["metrics.square"] == 9
+    assert again.iloc[0]["metrics.square"] == 9 and again.iloc[0].seconds == ok.seconds > 0
 
 
 def test_list_runs_reports_status(notebook, tmp_path):
