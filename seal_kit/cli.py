@@ -38,7 +38,7 @@ def _with_profile(parameters: dict, profile: str | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
