@@ -25,16 +25,23 @@ from .sweep import find_notebook, grid_runs, list_runs, load_grid, sweep, execut
 
 def _value(text: str):
     try:
-        return yaml.safe_load(text)
+        value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as a string; a learning rate is meant
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
-def _with_profile(parameters: dict, profile: str | None) -> dict:
-    if profile:
-        profiles.load(profile)  # an unknown profile fails here, before any run starts
-        return {"PROFILE": profile, **parameters}
-    return parameters
+def _with_profile(parameters: dict, profile: str | None, notebook: str) -> dict:
+    """The profile's values for this notebook under the explicit ones: explicit always wins, even when it
+    equals the notebook's default (so the notebook is not given PROFILE to apply again)."""
+    if not profile:
+        return parameters
+    return {**profiles.parameters(profile, find_notebook(notebook).stem), **parameters}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            parameters = _with_profile({k: _value(v) for k, v in args.parameter}, args.profile)
+            parameters = _with_profile({k: _value(v) for k, v in args.parameter}, args.profile, args.notebook)
             stem = find_notebook(args.notebook).stem
             run_dir = args.run_dir or outputs_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
             result = execute(args.notebook, run_dir, parameters, progress=True)
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error(f"sweep: -p {bad[0][0]} needs at least one value")
             extra = grid_runs({p[0]: [_value(v) for v in p[1:]] for p in args.parameter})
             sets = [{**s, **e} for s in sets for e in extra]
-            sets = [_with_profile(s, args.profile) for s in sets]
+            sets = [_with_profile(s, args.profile, notebook) for s in sets]
             out = args.out or outputs_root() / "sweeps" / f"{time.strftime('%Y%m%d-%H%M%S')}-{find_notebook(notebook).stem}"
             table = sweep(notebook, sets, out, jobs=args.jobs)
             shown = [c for c in table.columns if c not in ("run_dir", "error")]
@@ -93,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         table = list_runs(args.root or outputs_root())
         print(table.to_string(index=False) if len(table) else f"no runs under {args.root or outputs_root()}")
         return 0
-    except (FileNotFoundError, ValueError) as err:
+    except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"seal-kit: {err}", file=sys.stderr)
         return 2
 

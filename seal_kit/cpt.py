@@ -16,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
 
 from .data import Passage
@@ -51,7 +53,13 @@ def continued_pretraining(task: KnowledgeTask, passages: list[Passage], document
                           config: CPTConfig | None = None, progress: bool = True) -> dict:
     """Train once on `documents` (none: the base model), answer all questions of `passages` closed book."""
     config = config or CPTConfig()
+    if not any(p.questions for p in passages):
+        raise ValueError("continued_pretraining: the passages have no questions to score the model on")
     inner = task.inner
+    if config.full and documents and next(inner.model.parameters()).dtype != torch.float32:
+        warnings.warn("full fine-tuning in bf16/fp16 without fp32 master weights loses most small updates (a 1e-5 "
+                      "step rounds away on most weights); load the model in fp32 for full=True, or use LoRA",
+                      stacklevel=2)
     losses, steps, seconds = [], 0, 0.0
     snapshot = snapshot_base(inner.model) if config.full and documents else None
     try:
@@ -70,6 +78,7 @@ def continued_pretraining(task: KnowledgeTask, passages: list[Passage], document
     finally:
         if snapshot is not None:
             restore_base(inner.model, snapshot)
+        inner.reset(config.seed)  # no trained adapter left active behind the caller's back
     scores = [s for r in results for s in r.scores]
     return {"accuracy": sum(scores) / len(scores), "per_passage": [r.accuracy for r in results],
             "n_documents": len(documents), "n_questions": len(scores), "steps": steps, "losses": losses,
@@ -104,7 +113,11 @@ def trained_generator(inner, run_dir: str | Path):
     if not config_path.exists():
         raise ValueError(f"{run_dir}: not a run directory (no config.yaml); give the RUN_DIR of a 03_rest_em run")
     saved = (yaml.safe_load(config_path.read_text()) or {}).get("rest_em", {})
-    rounds = sorted((p for p in run_dir.glob("round-*/generator") if p.is_dir()), key=lambda p: int(p.parent.name[6:]))
+    def updated(path: Path) -> bool:  # a round's update counts once its summary says so (as RestEM resumes)
+        summary = path.parent / "summary.json"
+        return summary.exists() and bool(json.loads(summary.read_text()).get("updated"))
+    rounds = sorted((p for p in run_dir.glob("round-*/generator") if p.is_dir() and updated(p)),
+                    key=lambda p: int(p.parent.name[6:]))
     if not saved or not rounds:
         raise ValueError(f"{run_dir}: no generator update saved (round-<r>/generator/); run 03_rest_em there first")
     config = GeneratorConfig(**saved["generator"])

@@ -77,6 +77,10 @@ def sequential_edits(task: KnowledgeTask, passages: list[Passage], edits: dict[s
     missing = [p.id for p in passages if p.id not in edits]
     if missing:
         raise ValueError(f"no self-edit for passage(s) {missing[:5]}; give one per passage")
+    wrong = [p.id for p in passages if not isinstance(edits[p.id], str)]
+    if wrong:
+        raise ValueError(f"edits must map each passage id to one self-edit string; passage {wrong[0]!r} has a "
+                         f"{type(edits[wrong[0]]).__name__} (from cpt.read_edits, take one: {{k: v[0] for k, v in edits.items()}})")
     inner, rng = task.inner, random.Random(config.seed)
     snapshot = snapshot_base(inner.model)
     documents = [training_documents(edits[p.id], p, task.documents).texts for p in passages]

@@ -7,8 +7,10 @@
 
 A profile file (seal_kit/profiles/<name>.yaml, or any path) has `description`, `parameters` (for every
 notebook that has them) and `notebooks` (per-notebook values, which win). Its header comment gives the
-exact command that runs it. Applying a profile fills the parameters still at their notebook default:
-a value given explicitly (papermill's -p, the CLI's -p, an edit in the parameters cell) wins.
+exact command that runs it. `seal-kit --profile` merges the profile under the explicit -p values
+before the run, so explicit always wins. Inside a notebook (`PROFILE = ...` with papermill's -p or
+an edit of the parameters cell) a profile fills the parameters still at their notebook default: a
+value given explicitly wins unless it equals that default.
 Unknown keys are errors that name the key and what is accepted.
 """
 from __future__ import annotations
@@ -52,8 +54,11 @@ def load(profile: str | Path) -> dict:
     unknown = [k for k in spec if k not in SECTIONS] if isinstance(spec, dict) else ["(not a mapping)"]
     if unknown:
         raise ValueError(f"profile {path.name}: unknown key {unknown[0]!r}; a profile has {', '.join(SECTIONS)}")
-    spec.setdefault("parameters", {})
-    spec.setdefault("notebooks", {})
+    spec["parameters"] = spec.get("parameters") or {}  # an empty `parameters:` reads as None
+    spec["notebooks"] = spec.get("notebooks") or {}
+    for section in ("parameters", "notebooks"):
+        if not isinstance(spec[section], dict):
+            raise ValueError(f"profile {path.name}: {section!r} must be a mapping, got {type(spec[section]).__name__}")
     notebooks = _known_notebooks()
     if notebooks:  # a checkout: parameter names can be checked against the notebooks
         everywhere = set().union(*(notebook_defaults(n) for n in notebooks))

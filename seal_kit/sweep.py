@@ -64,8 +64,15 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
     parameters = dict(parameters or {})
     if (run_dir / METRICS).exists():  # finished before: keep the time it took then
         timing = run_dir / TIMING
-        seconds = json.loads(timing.read_text())["seconds"] if timing.exists() else 0.0
-        return RunResult(str(run_dir), parameters, "skipped", seconds)
+        record = json.loads(timing.read_text()) if timing.exists() else {}
+        before = record.get("parameters")
+        plain = json.loads(json.dumps(parameters, default=str))
+        if before is not None and before != plain:
+            changed = sorted(k for k in set(before) | set(plain) if before.get(k) != plain.get(k))
+            return RunResult(str(run_dir), parameters, "failed", 0.0,
+                             f"{run_dir} already holds a run finished with other parameters (changed: "
+                             f"{', '.join(changed)}); choose another run directory")
+        return RunResult(str(run_dir), parameters, "skipped", record.get("seconds", 0.0))
     import papermill  # heavy import: only when a run starts
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +93,7 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
     error = "" if status == "finished" else f"the notebook ended without writing {METRICS}"
     result = RunResult(str(run_dir), parameters, status, time.perf_counter() - began, error)
     if status == "finished":
-        atomic_write(run_dir / TIMING, json.dumps({"seconds": result.seconds}))
+        atomic_write(run_dir / TIMING, json.dumps({"seconds": result.seconds, "parameters": parameters}, default=str))
     return result
 
 
@@ -160,6 +167,18 @@ def summarize(results: list[RunResult]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns parquet can store: a column mixing types (a list beside a string, 1e-3 beside 0.5) as text."""
+    table = table.copy()
+    for column in table.columns:
+        if table[column].dtype == object:
+            kinds = {type(v) for v in table[column] if v is not None}
+            if len(kinds) > 1 or kinds & {list, dict, tuple}:
+                table[column] = [None if v is None else json.dumps(v, default=str) if isinstance(v, (list, dict, tuple))
+                                 else str(v) for v in table[column]]
+    return table
+
+
 def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path, jobs: int = 1,
           progress: bool = True) -> pd.DataFrame:
     """Run `notebook` once per parameter set (`jobs` at a time), each in `out_dir/<name>`; finished runs
@@ -188,7 +207,7 @@ def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path,
     table = summarize(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(out_dir / "summary.csv", table.to_csv(index=False))
-    atomic_write(out_dir / "summary.parquet", table.to_parquet(index=False))
+    atomic_write(out_dir / "summary.parquet", _typed(table).to_parquet(index=False))
     from .plots import save_html, summary_table
 
     save_html(summary_table(table, f"sweep of {find_notebook(notebook).name}"), out_dir / "summary.html")

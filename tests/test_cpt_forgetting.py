@@ -76,7 +76,10 @@ def test_trained_generator_from_a_run_directory(task, tmp_path, update):
     generator = Generator(task.inner, config)
     generator.update([("Write about it:", "It is an island.")], seed=0)
     generator.save(tmp_path / "round-0" / "generator")
+    (tmp_path / "round-0" / "summary.json").write_text('{"round": 0, "updated": true}')
     trained = {n: p.detach().clone() for n, p in task.inner.model.named_parameters() if ".generator." in n}
+    generator.update([("Write about it:", "Something else entirely.")], seed=1)
+    generator.save(tmp_path / "round-1" / "generator")  # saved, but its round never finished: not used
     task.inner.model.delete_adapter("generator")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"rest_em": {"generator": json.loads(json.dumps(
         config.__dict__))}}))
@@ -109,6 +112,16 @@ def test_sequential_edits_matrix(task, update):
     if update == "route":  # a passage's own adapter answers it: nothing later can change its accuracy
         assert all(matrix[i][j] == matrix[j][j] for i in range(3) for j in range(i + 1))
     assert torch.equal(before, base_weight(task))  # merged edits are undone at the end
+
+
+def test_sequential_edits_wants_one_string_per_passage(task):
+    with pytest.raises(ValueError, match="one self-edit string.*read_edits"):
+        sequential_edits(task, PASSAGES, EDITS, progress=False)  # lists, as cpt.read_edits gives
+
+
+def test_cpt_refuses_passages_without_questions(task):
+    with pytest.raises(ValueError, match="no questions"):
+        continued_pretraining(task, [], [], progress=False)
 
 
 def test_forgetting_config_is_checked():

@@ -42,3 +42,9 @@ def test_apply_fills_defaults_and_keeps_explicit_values():
     assert namespace["K"] == 7 and "K" not in changed
     assert namespace["N_TRAIN"] == 3 and namespace["ROUNDS"] == 1 and changed["N_EVAL"] == 3
     assert profiles.apply(None, namespace, "03_rest_em") == {}
+
+
+def test_empty_sections_are_allowed(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("description: nothing\nparameters:\nnotebooks:\n")
+    assert profiles.parameters(path, "03_rest_em") == {}

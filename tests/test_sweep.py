@@ -98,3 +98,23 @@ def test_cli_sweep_run_and_runs(notebook, tmp_path, capsys):
     assert "no notebook" in capsys.readouterr().err
     assert cli.main(["run", str(notebook), "--profile", "nope"]) == 2
     assert "unknown profile 'nope'" in capsys.readouterr().err
+
+
+def test_cli_values_and_profile_merge():
+    assert cli._value("1e-3") == 0.001 and cli._value("3") == 3 and cli._value("true") is True
+    assert cli._value("[a, b]") == ["a", "b"] and cli._value("rewrite") == "rewrite"
+    merged = cli._with_profile({"K": 3}, "cpu-tiny", "03")  # explicit, even at the notebook's default, wins
+    assert merged["K"] == 3 and merged["N_TRAIN"] == 3 and "PROFILE" not in merged
+
+
+def test_finished_run_dir_with_other_parameters_is_refused(notebook, tmp_path):
+    assert execute(notebook, tmp_path / "r", {"X": 2}).status == "finished"
+    again = execute(notebook, tmp_path / "r", {"X": 5})
+    assert again.status == "failed" and "changed: X" in again.error
+    assert execute(notebook, tmp_path / "r", {"X": 2}).status == "skipped"
+
+
+def test_summary_parquet_takes_mixed_columns(notebook, tmp_path):
+    table = sweep(notebook, [{"X": 1, "TAG": "a"}, {"X": 2, "TAG": ["b", "c"]}], tmp_path / "mixed", progress=False)
+    assert list(table.status) == ["finished", "finished"]
+    assert list(pd.read_parquet(tmp_path / "mixed" / "summary.parquet").TAG) == ["a", '["b", "c"]']
