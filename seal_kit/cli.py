@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
 from . import profiles
-from .runs import outputs_root
+from .runs import new_run_path, outputs_root
 from .sweep import find_notebook, grid_runs, list_runs, load_grid, sweep, execute
 
 
@@ -71,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             parameters = _with_profile({k: _value(v) for k, v in args.parameter}, args.profile, args.notebook)
-            stem = find_notebook(args.notebook).stem
-            run_dir = args.run_dir or outputs_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{stem}"
+            run_dir = args.run_dir or new_run_path(find_notebook(args.notebook).stem)
             result = execute(args.notebook, run_dir, parameters, progress=True)
             print(f"{result.status}: {result.run_dir}" + (f"\ncell {result.failed_cell}: {result.error}"
                                                           if result.status == "failed" else ""))
@@ -88,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             extra = grid_runs({p[0]: [_value(v) for v in p[1:]] for p in args.parameter})
             sets = [{**s, **e} for s in sets for e in extra]
             sets = [_with_profile(s, args.profile, notebook) for s in sets]
-            out = args.out or outputs_root() / "sweeps" / f"{time.strftime('%Y%m%d-%H%M%S')}-{find_notebook(notebook).stem}"
+            out = args.out or new_run_path(find_notebook(notebook).stem, "sweeps")
             table = sweep(notebook, sets, out, jobs=args.jobs)
             shown = [c for c in table.columns if c not in ("run_dir", "error")]
             print(table[shown].to_string(index=False))

@@ -124,10 +124,8 @@ def trained_generator(inner, run_dir: str | Path):
     snapshot = snapshot_base(inner.model) if config.update == "merge" else None
     generator = Generator(inner, config)
     try:
-        for path in rounds if config.update == "merge" else rounds[-1:]:
-            generator.load(path)
-            if config.update == "merge":
-                generator.merge()
+        for path in rounds:  # as RestEM resumes: stacked, the last one stands; merged, each is folded in
+            generator.restore(path)
         with generator.active() as model:
             yield model
     finally:

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 
 import pandas as pd
-import torch
+from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from tqdm.auto import tqdm
 
 from .data import Passage
-from .inner_loop import ADAPTER, restore_base, snapshot_base, train_lora
+from .inner_loop import ADAPTER, restore_base, snapshot_base
 from .knowledge import KnowledgeTask
 from .self_edit import training_documents
 
@@ -59,17 +59,6 @@ class ForgettingResult:
                             columns=[f"passage {j}" for j in range(n)])
 
 
-def _adapter_state(model) -> dict[str, torch.Tensor]:
-    return {n: p.detach().clone() for n, p in model.named_parameters() if f".{ADAPTER}." in n and "lora_" in n}
-
-
-def _load_adapter_state(model, state: dict[str, torch.Tensor]) -> None:
-    with torch.no_grad():
-        for n, p in model.named_parameters():
-            if n in state:
-                p.copy_(state[n])
-
-
 def sequential_edits(task: KnowledgeTask, passages: list[Passage], edits: dict[str, str],
                      config: ForgettingConfig | None = None, progress: bool = True, on_step=None) -> ForgettingResult:
     """Apply the edits of `passages` in order; after edit i, answer the questions of passages 0..i."""
@@ -91,19 +80,17 @@ def sequential_edits(task: KnowledgeTask, passages: list[Passage], edits: dict[s
         for i, passage in enumerate(passages):
             earlier = rng.sample(range(i), min(config.replay, i))
             docs = documents[i] + [d for j in sorted(earlier) for d in documents[j]]
-            if config.update == "stack" and i > 0:  # go on from the adapter as it stands
-                trained = _continue(task, docs, seed=config.seed + i)
-            else:
-                trained = inner.train(docs, seed=config.seed + i)
+            # stack: go on from the adapter as it stands; merge and route: a fresh adapter per edit
+            trained = inner.train(docs, seed=config.seed + i, fresh=config.update != "stack" or i == 0)
             began = time.perf_counter()
             if config.update == "merge":
                 inner.merge()  # θ <- θ + Δ_i; the adapter is zero again
             if config.update == "route":
-                adapters.append(_adapter_state(inner.model))
+                adapters.append({k: v.clone() for k, v in get_peft_model_state_dict(inner.model, adapter_name=ADAPTER).items()})
                 by_title = {p.title: k for k, p in enumerate(passages[:i + 1])}  # a repeated title: the latest
                 row = []
                 for j in range(i + 1):  # each passage's questions go to the adapter its title names
-                    _load_adapter_state(inner.model, adapters[by_title[passages[j].title]])
+                    set_peft_model_state_dict(inner.model, adapters[by_title[passages[j].title]], adapter_name=ADAPTER)
                     row.append(task.answer([passages[j]])[0].accuracy)
             else:
                 row = [r.accuracy for r in task.answer(passages[:i + 1])]
@@ -119,8 +106,3 @@ def sequential_edits(task: KnowledgeTask, passages: list[Passage], edits: dict[s
         inner.reset(config.seed)
     return ForgettingResult(matrix, steps)
 
-
-def _continue(task: KnowledgeTask, docs: list[str], seed: int):
-    """Train the current adapter further (no reset): the `stack` update."""
-    inner = task.inner
-    return train_lora(inner.model, inner.encode(docs), task.tokenizer.pad_token_id, inner.config, ADAPTER, seed)

@@ -213,14 +213,15 @@ class InnerLoop:
         return encode_examples(self.tokenizer, examples, self.config.max_length)
 
     def train(self, examples: list[str | tuple[str, str]], seed: int = 0, progress: bool = False,
-              **overrides) -> InnerLoopResult:
-        """Reset the adapter under `seed`, then SFT it on `examples` (documents, or (prompt, completion)
-        pairs with loss on the completion only). `overrides` replace config fields for this call only
-        (a self-edit may choose its own learning rate or epochs)."""
+              fresh: bool = True, **overrides) -> InnerLoopResult:
+        """Reset the adapter under `seed` (`fresh=False`: go on from it as it stands), then SFT it on
+        `examples` (documents, or (prompt, completion) pairs with loss on the completion only).
+        `overrides` replace config fields for this call only (a self-edit may choose its lr or epochs)."""
         if not examples:
             raise ValueError("InnerLoop.train needs at least one document; got an empty list")
         config = dataclasses.replace(self.config, **overrides) if overrides else self.config
-        self.reset(seed)
+        if fresh:
+            self.reset(seed)
         return train_lora(self.model, self.encode(examples), self.tokenizer.pad_token_id, config, ADAPTER, seed, progress)
 
     def merge(self) -> None:

@@ -189,6 +189,15 @@ class Generator:
         """Add the update into the base weights and zero the adapter."""
         merge_into_base(self.model, GENERATOR)
 
+    def restore(self, path: Path) -> bool:
+        """Replay one saved update: load it, and fold it into the base weights if updates merge.
+        Returns whether the base weights changed."""
+        self.load(path)
+        if self.config.update == "merge":
+            self.merge()
+            return True
+        return False
+
 
 class RestEM:
     """ReST-EM over a SelfEditTask; all state lives in `run.path` (see the module docstring)."""
@@ -242,10 +251,8 @@ class RestEM:
             summary = json.loads(summary_path.read_text())
             self.summaries.append(summary)
             if summary["updated"]:
-                self.generator.load(self._round_dir(r) / "generator")
                 self._stacked_from = self._round_dir(r) / "generator"
-                if self.config.generator.update == "merge":
-                    self.generator.merge()
+                if self.generator.restore(self._stacked_from):
                     self.task.clear_baselines()
             if r < self.config.rounds:
                 self.generator_losses[r] = json.loads((self._round_dir(r) / "generator_losses.json").read_text())

@@ -156,9 +156,9 @@ def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
     return changes
 
 
-def _new_run_path(name: str) -> Path:
-    """`outputs/runs/<timestamp>-<name>`, claimed atomically; two runs started in the same second get -2, -3..."""
-    base = outputs_root() / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+def new_run_path(name: str, folder: str = "runs") -> Path:
+    """`outputs/<folder>/<timestamp>-<name>`, claimed atomically; two started in the same second get -2, -3..."""
+    base = outputs_root() / folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
     base.parent.mkdir(parents=True, exist_ok=True)
     for n in range(1, 1000):
         path = base if n == 1 else base.with_name(f"{base.name}-{n}")
@@ -178,7 +178,7 @@ def start_run(name: str, run_dir: str | Path | None = None, config: dict | None 
     keys that differ (a resumed run mixing two configs would compare nothing). `overwrite=True` starts
     the directory afresh with the new config, deleting the previous run's records (executed notebooks
 stay: papermill may be writing one there)."""
-    path = Path(run_dir) if run_dir else _new_run_path(name)
+    path = Path(run_dir) if run_dir else new_run_path(name)
     run = Run(path)
     resolved = _plain({"name": name, **(config or {})})
     if run.finished and not overwrite:
