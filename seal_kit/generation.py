@@ -10,6 +10,7 @@ first end-of-sequence token: tokens after it are neither decoded nor counted.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -41,8 +42,10 @@ def encode(tokenizer, texts: list[str], device) -> dict:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0,
              top_p: float = 1.0, batch_size: int = 8, seed: int = 0, desc: str = "generating",
-             progress: bool = True) -> list[Generation]:
-    """Generate one completion per prompt; temperature 0 means greedy decoding."""
+             progress: bool = True, route=None) -> list[Generation]:
+    """Generate one completion per prompt; temperature 0 means greedy decoding. `route`, if given, is
+    called with each batch's prompt indices and returns the context to generate in (a batched
+    inner loop sends each row through its own adapter, `BatchedLoRA.rows`)."""
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError(f"batch_size and max_new_tokens must be >= 1, got {batch_size} and {max_new_tokens}")
     sampling = temperature > 0
@@ -62,7 +65,8 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
         chunk = order[start:start + batch_size]
         batch = encode(tokenizer, [prompts[i] for i in chunk], model.device)
         began = time.perf_counter()
-        out = model.generate(**batch, **options)  # (B, prompt_len + new)
+        with route(chunk) if route else contextlib.nullcontext():
+            out = model.generate(**batch, **options)  # (B, prompt_len + new)
         share = (time.perf_counter() - began) / len(chunk)
         for row, i in zip(out[:, batch["input_ids"].shape[1]:].tolist(), chunk):
             end = next((n for n, tok in enumerate(row) if tok in stops), len(row))

@@ -51,12 +51,18 @@ class KnowledgeTask(SelfEditTask):
         self.grader = get_grader(grader or self.evaluation.grader)
         self.prompt, self.chat = prompt, chat
 
-    def answer(self, passages: list[Passage]) -> list[QAResult]:
-        """Closed-book answers of the model as it stands (adapter on) to every question of `passages`."""
+    def answer(self, passages: list[Passage], lora=None, adapters: list[int] | None = None) -> list[QAResult]:
+        """Closed-book answers of the model as it stands (adapter on) to every question of `passages`;
+        with a BatchedLoRA, passage n is answered through adapter `adapters[n]`, all in one pass."""
         items = [(p.title, qa) for p in passages for qa in p.questions]
-        outs = generate(self.inner.model, self.tokenizer, [question_prompt(self.tokenizer, t, qa.question) for t, qa in items],
-                        max_new_tokens=self.evaluation.max_new_tokens, batch_size=self.evaluation.batch_size,
-                        desc="answering", progress=False)
+        prompts = [question_prompt(self.tokenizer, t, qa.question) for t, qa in items]
+        route, batch_size = None, self.evaluation.batch_size
+        if lora is not None:
+            owners = [k for p, k in zip(passages, adapters) for _ in p.questions]
+            route = lambda chunk: lora.rows([owners[i] for i in chunk])  # noqa: E731
+            batch_size *= len(passages)  # every adapter's copy of a question in the same batch
+        outs = generate(self.inner.model, self.tokenizer, prompts, max_new_tokens=self.evaluation.max_new_tokens,
+                        batch_size=batch_size, desc="answering", progress=False, route=route)
         answers = [o.text for o in outs]
         with self.inner.base_model():  # a judge sharing our weights must not see the adapter
             scores = self.grader(answers, [qa.answer for _, qa in items], [qa.question for _, qa in items])
@@ -82,6 +88,12 @@ class KnowledgeTask(SelfEditTask):
         result = self.answer([passage])[0]
         return {"reward": result.accuracy, "answers": result.answers, "scores": result.scores}
 
+    def evaluate_many(self, passage: Passage, lora, adapters: list[int]) -> list[dict]:
+        """`evaluate` for several adapters of a BatchedLoRA in one batched generation: each question is
+        asked once per adapter, each row through its own adapter, padded as in `evaluate`."""
+        results = self.answer([passage] * len(adapters), lora, adapters)
+        return [{"reward": r.accuracy, "answers": r.answers, "scores": r.scores} for r in results]
+
     def describe(self, passage: Passage) -> str:
         return f"{passage.title}\n{passage.context}"
 
@@ -96,3 +108,12 @@ class KnowledgeTask(SelfEditTask):
     def score_passage_only(self, passage: Passage, seed: int = 0) -> dict:
         """The 'train on the passage only' control of the paper (the passage is included whatever the config)."""
         return self.score_documents(passage, [passage_document(passage, self.documents)], seed)
+
+
+def load_task(model: str = "embedded", device: str | None = None, seed: int = 0, **options) -> KnowledgeTask:
+    """Load `model` (a spec for `models.load_model`) and build a KnowledgeTask on it: a picklable recipe
+    for executors whose workers build their own task, `partial(load_task, "embedded", inner=...)`."""
+    from .models import load_model
+
+    loaded, tokenizer = load_model(model, device=device, seed=seed)
+    return KnowledgeTask(loaded, tokenizer, **options)

@@ -5,6 +5,7 @@
     done = loop.run()            # resumes from the run directory; False while a round awaits review
     loop.rounds                  # one row per round: mean/best reward, held-out accuracy, n_kept, seconds
     loop.candidates()            # one row per scored self-edit (reward averaged over seeds)
+    RestEM(..., executor=InProcess(batch=4))   # or RayExecutor(...): where candidates are scored
     run.finish(loop.metrics())
 
 One round r: sample K self-edits per training context from the current generator (round 0: the
@@ -46,6 +47,7 @@ from peft.tuners.lora import LoraLayer
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
+from .executors import InProcess
 from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, encode_examples, merge_into_base, train_lora
 from .reward import SelfEditTask
 from .runs import Run
@@ -205,7 +207,7 @@ class RestEM:
     def __init__(self, task: SelfEditTask, train: list, held_out: list, config: RestEMConfig, run: Run,
                  policy: Callable[[pd.DataFrame, RestEMConfig], pd.DataFrame] | None = None,
                  on_candidate: Callable[[dict], None] | None = None, on_round: Callable[[dict], None] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, executor=None):
         if not train:
             raise ValueError("RestEM needs at least one training context; got none")
         for name, contexts in (("train", train), ("held_out", held_out)):
@@ -229,6 +231,7 @@ class RestEM:
         self.by_id = {c.id: c for c in self.train + self.held_out}
         self.policy = policy or SELECTIONS.get(config.selection)
         self.on_candidate, self.on_round, self.progress = on_candidate, on_round, progress
+        self.executor = executor or InProcess()  # where candidates are scored (seal_kit.executors)
         self.generator = Generator(task.inner, config.generator)
         self.log = run.log("candidates")
         self.awaiting_review: int | None = None
@@ -283,8 +286,12 @@ class RestEM:
         todo = [(e, seed) for e, seed in jobs if (r, e.split, e.context_id, e.sample, seed) not in done]
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"round {r}: scoring self-edits",
                    disable=not self.progress)
-        for e, seed in todo:
-            scored = self.task.score(self.by_id[e.context_id], e.self_edit, seed=seed)
+        merged = [str(self._round_dir(q) / "generator") for q in range(r)
+                  if self.config.generator.update == "merge" and self.summaries[q]["updated"]]
+        self.executor.prepare(merged, self.config.generator)
+        items = [(self.by_id[e.context_id], e.self_edit, seed) for e, seed in todo]
+        for n, scored in self.executor.score(self.task, items):  # each row saved as it arrives
+            e, seed = todo[n]
             record = {"round": r, "split": e.split, "context_id": e.context_id, "sample": e.sample, "seed": seed,
                       "self_edit": e.self_edit, **{k: v for k, v in scored.items() if k not in ("context_id", "seed")}}
             self.log.append(record)

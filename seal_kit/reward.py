@@ -6,6 +6,7 @@
         def inner_job(self, context, self_edit): ...  # -> InnerJob(examples, overrides, status)
         def evaluate(self, context): ...              # -> {"reward": float, ...} of the model as it stands
     task.score(context, self_edit, seed=0)            # {"reward", "baseline", "gain", "status", "losses", ...}
+    task.score_many(items, BatchedLoRA(task.inner))   # many (context, edit, seed) trained together
 
 The outer loop (`rest_em`) only ever talks to this interface, so it knows nothing about SQuAD or ARC.
 The baseline is `evaluate` on the base model (adapter off), computed once per context and cached.
@@ -65,17 +66,62 @@ class SelfEditTask:
         """Forget cached baselines: call after the base weights change (a merged generator update)."""
         self._baselines.clear()
 
+    def evaluate_many(self, context, lora, adapters: list[int]) -> list[dict]:
+        """`evaluate` under each of a BatchedLoRA's `adapters` (all trained on this context's edits).
+        This default loads each into the model's adapter slot in turn, so scores equal the one-at-a-time
+        loop's exactly; a task may override it with one batched pass (KnowledgeTask does)."""
+        scored = []
+        for k in adapters:
+            lora.load(k)
+            scored.append(self.evaluate(context))
+        return scored
+
     def score_job(self, context, job: InnerJob, seed: int = 0) -> dict:
         """Train a fresh adapter as `job` says, evaluate, and compare with the baseline."""
-        base = self.baseline(context)["reward"]
-        if job.failed or not job.examples:  # nothing to train on: θ' = θ, or a failure worth 0
-            trained, eval_seconds = InnerLoopResult([], 0, 0, 0.0), 0.0
-            scored = {"reward": 0.0} if job.failed else self.baseline(context)
-        else:
-            trained = self.inner.train(job.examples, seed=seed, **job.overrides)
+        if job.failed or not job.examples:
+            return self._untrained(context, job, seed)
+        trained = self.inner.train(job.examples, seed=seed, **job.overrides)
+        began = time.perf_counter()
+        scored = self.evaluate(context)
+        return self._record(context, job, seed, scored, trained, time.perf_counter() - began)
+
+    def score_many(self, items: list[tuple], lora=None) -> list[dict]:
+        """`score` for many (context, self_edit, seed) items. With a BatchedLoRA (`seal_kit.batched`)
+        their adapters are trained together and each context's are evaluated together; the rows equal
+        those of `score` one item at a time, within float tolerance."""
+        jobs = [(context, self.inner_job(context, edit), seed) for context, edit, seed in items]
+        if lora is None:
+            return [self.score_job(*job) for job in jobs]
+        results: list[dict | None] = [None] * len(jobs)
+        train = [n for n, (_, job, _) in enumerate(jobs) if not job.failed and job.examples]
+        for n, (context, job, seed) in enumerate(jobs):
+            if n not in train:
+                results[n] = self._untrained(context, job, seed)
+        if not train:
+            return results
+        for context, _, _ in jobs:
+            self.baseline(context)  # before training: baselines use the base model
+        trained = lora.train([(jobs[n][1].examples, jobs[n][2], jobs[n][1].overrides) for n in train])
+        groups: dict = {}
+        for k, n in enumerate(train):
+            groups.setdefault(jobs[n][0].id, []).append((k, n))
+        for members in groups.values():
+            context = jobs[members[0][1]][0]
             began = time.perf_counter()
-            scored = self.evaluate(context)
-            eval_seconds = time.perf_counter() - began
+            scored = self.evaluate_many(context, lora, [k for k, _ in members])
+            share = (time.perf_counter() - began) / len(members)
+            for (k, n), one in zip(members, scored):
+                results[n] = self._record(context, jobs[n][1], jobs[n][2], one, trained[k], share)
+        return results
+
+    def _untrained(self, context, job: InnerJob, seed: int) -> dict:
+        """Nothing to train on: θ' = θ (an empty job), or a failed edit worth 0."""
+        scored = {"reward": 0.0} if job.failed else self.baseline(context)
+        return self._record(context, job, seed, scored, InnerLoopResult([], 0, 0, 0.0), 0.0)
+
+    def _record(self, context, job: InnerJob, seed: int, scored: dict, trained: InnerLoopResult,
+                eval_seconds: float) -> dict:
+        base = self.baseline(context)["reward"]
         return {**scored, "context_id": context.id, "seed": seed, "baseline": base, "gain": scored["reward"] - base,
                 "status": job.status, "n_examples": len(job.examples),
                 "reason": job.reason, "documents": job.documents if job.documents is not None else
