@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from peft.tuners.lora import LoraLayer
 from tqdm.auto import tqdm
 
-from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, InnerLoopResult, encode_examples
+from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, InnerLoopResult, checkpointing, encode_examples
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train_lora uses
 
@@ -144,44 +144,49 @@ class BatchedLoRA:
         params = self.A + self.B
         for p in params:
             p.requires_grad_(True)
-        moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
-        device = params[0].device
-        lr = torch.tensor([c.lr for c in configs], device=device, dtype=params[0].dtype)
-        steps = torch.zeros(len(jobs), device=device, dtype=params[0].dtype)
-        losses, tokens = [[] for _ in jobs], [0] * len(jobs)
-        total = max(len(s) for s in schedules)
-        bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
-        model, pad = self.inner.model, self.inner.tokenizer.pad_token_id
+        model = self.inner.model
         model.train()
         try:
-            for s in range(total):
-                active = [k for k, sched in enumerate(schedules) if s < len(sched)]
-                packed = _pack([(k, encoded[k][i]) for k in active for i in schedules[k][s]], pad, device)
-                with self.tokens(packed.owner):
-                    logits = model(input_ids=packed.ids, position_ids=packed.positions, use_cache=False).logits
-                nll = F.cross_entropy(logits.flatten(0, 1).float(), packed.targets, ignore_index=-100, reduction="none")
-                real = (packed.targets != -100).to(nll.dtype)
-                loss_sum = torch.zeros(len(jobs), device=device).index_add(0, packed.owner, nll * real)
-                count = torch.zeros(len(jobs), device=device).index_add(0, packed.owner, real)
-                mask = torch.zeros(len(jobs), dtype=torch.bool, device=device)
-                mask[active] = True
-                per_job = loss_sum[mask] / count[mask]  # each candidate's mean over its own label tokens
-                per_job.sum().backward()  # so each adapter's gradient comes from its own loss only
-                steps += mask
-                _adam(params, moments, mask, steps, lr)
-                for k, value in zip(active, per_job.tolist()):
-                    losses[k].append(value)
-                for k, n in packed.lengths:
-                    tokens[k] += n
-                bar.update(1)
+            with checkpointing(model, any(c.gradient_checkpointing for c in configs)):
+                losses, tokens = self._steps(encoded, schedules, [c.lr for c in configs], progress, desc)
         finally:
-            bar.close()
             model.eval()
             for p in params:
                 p.requires_grad_(False)
                 p.grad = None
         share = (time.perf_counter() - began) / len(jobs)
         return [InnerLoopResult(losses[k], len(losses[k]), tokens[k], share) for k in range(len(jobs))]
+
+    def _steps(self, encoded, schedules, lrs, progress, desc):
+        """Step s: the s-th batch of every candidate still training, packed; one backward; masked AdamW."""
+        params = self.A + self.B
+        device, n_jobs = params[0].device, len(schedules)
+        moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+        lr = torch.tensor(lrs, device=device, dtype=params[0].dtype)
+        steps = torch.zeros(n_jobs, device=device, dtype=params[0].dtype)
+        losses, tokens = [[] for _ in schedules], [0] * n_jobs
+        pad = self.inner.tokenizer.pad_token_id
+        for s in tqdm(range(max(len(x) for x in schedules)), desc=desc, disable=not progress, leave=False):
+            active = [k for k, sched in enumerate(schedules) if s < len(sched)]
+            packed = _pack([(k, encoded[k][i]) for k in active for i in schedules[k][s]], pad, device)
+            mask = torch.zeros(n_jobs, dtype=torch.bool, device=device)
+            mask[active] = True
+            with self.tokens(packed.owner) as model:  # backward too: checkpointing re-runs the forward
+                logits = model(input_ids=packed.ids, position_ids=packed.positions, use_cache=False).logits
+                nll = F.cross_entropy(logits.flatten(0, 1).float(), packed.targets, ignore_index=-100,
+                                      reduction="none")
+                real = (packed.targets != -100).to(nll.dtype)
+                loss_sum = torch.zeros(n_jobs, device=device).index_add(0, packed.owner, nll * real)
+                count = torch.zeros(n_jobs, device=device).index_add(0, packed.owner, real)
+                per_job = loss_sum[mask] / count[mask]  # each candidate's mean over its own label tokens
+                per_job.sum().backward()  # so each adapter's gradient comes from its own loss only
+            steps += mask
+            _adam(params, moments, mask, steps, lr)
+            for k, value in zip(active, per_job.tolist()):
+                losses[k].append(value)
+            for k, n in packed.lengths:
+                tokens[k] += n
+        return losses, tokens
 
 
 def _schedule(n: int, config: InnerLoopConfig, seed: int) -> list[list[int]]:

@@ -91,3 +91,19 @@ def test_score_many_batched_equals_one_at_a_time(task, passage):
     streamed = dict(InProcess(batch=3).score(task, items))  # chunks of 3 and 1, rows keyed by item index
     assert sorted(streamed) == [0, 1, 2, 3]
     assert [streamed[n]["answers"] for n in range(4)] == [a["answers"] for a in one]
+
+
+def test_gradient_checkpointing_changes_memory_not_results(task):
+    """Checkpointed training reaches the same adapter, one at a time and batched."""
+    inner = task.inner
+    plain = inner.train(JOBS[0][0], seed=0)
+    plain_weights = adapter_weights(inner.model)
+    checked = inner.train(JOBS[0][0], seed=0, gradient_checkpointing=True)
+    assert checked.losses == pytest.approx(plain.losses, abs=1e-5)
+    assert torch.allclose(adapter_weights(inner.model), plain_weights, atol=1e-5)
+    assert not inner.model.base_model.model.is_gradient_checkpointing  # switched off again for generation
+    lora = BatchedLoRA(inner)
+    batched = lora.train([(JOBS[0][0], 0, {"gradient_checkpointing": True})])
+    lora.load(0)
+    assert batched[0].losses == pytest.approx(plain.losses, abs=1e-4)
+    assert torch.allclose(adapter_weights(inner.model), plain_weights, atol=1e-4)
