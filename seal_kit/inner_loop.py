@@ -141,11 +141,16 @@ def checkpointing(model, enabled: bool):
     if not enabled:
         yield
         return
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.x's name
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        disable = model.activation_checkpointing_disable
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        disable = model.gradient_checkpointing_disable
     try:
         yield
     finally:
-        model.gradient_checkpointing_disable()
+        disable()
 
 
 def _train(model, encoded, pad_id, config, parameters, seed, progress, desc) -> InnerLoopResult:
