@@ -11,8 +11,11 @@ call in one batched generation. Reward = the adapted model's accuracy; gain = re
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from .backends import check_backend, generate_with
 from .data import Passage
 from .generation import generate
 from .graders import Grader, get_grader
@@ -27,6 +30,11 @@ class EvalConfig:
     grader: str = field(default="contains", metadata={"help": "exact_match, f1 or contains (or pass a callable)"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer (paper: 64)"})
     batch_size: int = field(default=16, metadata={"help": "questions answered together"})
+    backend: str = field(default="hf", metadata={
+        "help": "hf, or vllm (GPU, the [vllm] extra) for answering with many batched-inner-loop adapters at once"})
+
+    def __post_init__(self):
+        check_backend(self.backend, "EvalConfig")
 
 
 @dataclass(frozen=True)
@@ -56,13 +64,12 @@ class KnowledgeTask(SelfEditTask):
         with a BatchedLoRA, passage n is answered through adapter `adapters[n]`, all in one pass."""
         items = [(p.title, qa) for p in passages for qa in p.questions]
         prompts = [question_prompt(self.tokenizer, t, qa.question) for t, qa in items]
-        route, batch_size = None, self.evaluation.batch_size
-        if lora is not None:
+        if lora is None:
+            outs = generate(self.inner.model, self.tokenizer, prompts, max_new_tokens=self.evaluation.max_new_tokens,
+                            batch_size=self.evaluation.batch_size, desc="answering", progress=False)
+        else:
             owners = [k for p, k in zip(passages, adapters) for _ in p.questions]
-            route = lambda chunk: lora.rows([owners[i] for i in chunk])  # noqa: E731
-            batch_size *= len(passages)  # every adapter's copy of a question in the same batch
-        outs = generate(self.inner.model, self.tokenizer, prompts, max_new_tokens=self.evaluation.max_new_tokens,
-                        batch_size=batch_size, desc="answering", progress=False, route=route)
+            outs = self._answer_routed(prompts, owners, lora)
         answers = [o.text for o in outs]
         with self.inner.base_model():  # a judge sharing our weights must not see the adapter
             scores = self.grader(answers, [qa.answer for _, qa in items], [qa.question for _, qa in items])
@@ -72,6 +79,23 @@ class KnowledgeTask(SelfEditTask):
             results.append(QAResult(answers[start:start + n], scores[start:start + n]))
             start += n
         return results
+
+    def _answer_routed(self, prompts: list[str], owners: list[int], lora):
+        """Prompt n answered by BatchedLoRA adapter owners[n]: rows routed in one HF generation, or each
+        adapter saved and served by vLLM (EvalConfig.backend)."""
+        if self.evaluation.backend == "vllm":
+            with tempfile.TemporaryDirectory() as tmp:
+                folders = {}
+                for k in sorted(set(owners)):
+                    lora.load(k)
+                    folders[k] = str(Path(tmp) / f"candidate-{k}")
+                    self.inner.save_adapter(folders[k])
+                return generate_with("vllm", self.inner.model, self.tokenizer, prompts,
+                                     max_new_tokens=self.evaluation.max_new_tokens,
+                                     adapters=[folders[k] for k in owners], max_lora_rank=self.inner.config.rank)
+        return generate(self.inner.model, self.tokenizer, prompts, max_new_tokens=self.evaluation.max_new_tokens,
+                        batch_size=self.evaluation.batch_size * len(set(owners)),  # each question's copies together
+                        desc="answering", progress=False, route=lambda chunk: lora.rows([owners[i] for i in chunk]))
 
     # The three steps the outer loop needs (see reward.SelfEditTask).
     def self_edit_prompt(self, passage: Passage) -> str:

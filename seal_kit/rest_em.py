@@ -272,9 +272,15 @@ class RestEM:
                                            ("eval", self.held_out, self.config.eval_k))
                 for c in contexts for s in range(k)]
         sampling = replace(self.config.sampling, seed=self.config.sampling.seed + self.config.seed + 1000 * r)
+        adapter = None
+        if sampling.backend == "vllm" and self._stacked_from is not None:  # vLLM serves the saved generator
+            if self.config.generator.update == "merge":
+                raise ValueError("the vllm sampling backend serves the base weights plus the saved generator "
+                                 "adapter: use generator.update='stack' with it")
+            adapter = str(self._stacked_from / GENERATOR)
         with self.generator.active() as model:
             table = sample_self_edits(model, self.task.inner.tokenizer, rows, sampling, self.progress,
-                                      desc=f"round {r}: sampling self-edits")
+                                      desc=f"round {r}: sampling self-edits", adapter=adapter)
         self.store.write_table(f"round-{r}/self_edits", table)
         return pd.read_parquet(path)  # the same table a resumed run will read
 

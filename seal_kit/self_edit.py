@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from .data import Passage
-from .generation import generate
+from .backends import check_backend, generate_with
 from .prompts import self_edit_prompt
 
 
@@ -28,16 +28,22 @@ class SamplingConfig:
     max_new_tokens: int = field(default=256, metadata={"help": "longest self-edit, in tokens"})
     batch_size: int = field(default=8, metadata={"help": "prompts generated together"})
     seed: int = field(default=0, metadata={"help": "torch seed set before sampling"})
+    backend: str = field(default="hf", metadata={"help": "hf (transformers) or vllm (GPU, the [vllm] extra)"})
+
+    def __post_init__(self):
+        check_backend(self.backend, "SamplingConfig")
 
 
 def sample_self_edits(model, tokenizer, rows: list[dict], config: SamplingConfig | None = None,
-                      progress: bool = True, desc: str = "self-edits") -> pd.DataFrame:
+                      progress: bool = True, desc: str = "self-edits", adapter: str | None = None) -> pd.DataFrame:
     """One sampled self-edit per row (each row a dict with at least "prompt"): the rows come back as a
-    DataFrame with `self_edit`, `tokens` and `seconds` added. Deterministic under `config.seed`."""
+    DataFrame with `self_edit`, `tokens` and `seconds` added. Deterministic under `config.seed`.
+    `adapter`: a saved generator adapter folder for the vllm backend (hf samples from `model` as it is)."""
     config = config or SamplingConfig()
-    outs = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=config.max_new_tokens,
-                    temperature=config.temperature, top_p=config.top_p, batch_size=config.batch_size,
-                    seed=config.seed, desc=desc, progress=progress)
+    outs = generate_with(config.backend, model, tokenizer, [r["prompt"] for r in rows],
+                         max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
+                         batch_size=config.batch_size, seed=config.seed, desc=desc, progress=progress,
+                         adapters=[adapter] * len(rows) if adapter else None)
     return pd.DataFrame([{**r, "self_edit": o.text, "tokens": o.tokens, "seconds": o.seconds} for r, o in zip(rows, outs)])
 
 
