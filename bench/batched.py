@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 
-from common import parser, peak_mib, reset_peak, setup, sync
+from common import Peak, parser, setup
 
 from seal_kit.batched import BatchedLoRA
 from seal_kit.data import load_passages
@@ -44,24 +44,25 @@ def main():
 
     timings, peaks, results = {}, {}, {}
     for name, lora in (("one at a time", None), ("batched", BatchedLoRA(task.inner))):
-        reset_peak(model.device)
-        sync(model.device)
-        began = time.perf_counter()
         rows = []
-        for q in passages:  # the batched side trains one passage's K candidates together
-            rows += task.score_many([i for i in items if i[0].id == q.id], lora)
-        sync(model.device)
-        timings[name], peaks[name], results[name] = time.perf_counter() - began, peak_mib(model.device), rows
+        with Peak(model.device) as peak:
+            began = time.perf_counter()
+            for q in passages:  # the batched side trains one passage's K candidates together
+                rows += task.score_many([i for i in items if i[0].id == q.id], lora)
+            timings[name] = time.perf_counter() - began
+        peaks[name], results[name] = peak.extra, rows
         n = len(rows)
         print(f"  {name}: {timings[name]:.1f} s, {60 * n / timings[name]:.2f} candidates/min "
               f"(train {sum(r['train_seconds'] for r in rows) / n:.2f} s + answer "
-              f"{sum(r['eval_seconds'] for r in rows) / n:.2f} s per candidate), peak memory {peaks[name]:.0f} MiB",
-              flush=True)
+              f"{sum(r['eval_seconds'] for r in rows) / n:.2f} s per candidate), working memory {peaks[name]:.0f} MiB "
+              f"(peak {'RSS' if model.device.type == 'cpu' else 'CUDA allocated'} above the model's)", flush=True)
     one, many = results["one at a time"], results["batched"]
     same = sum(a["reward"] == b["reward"] for a, b in zip(one, many))
     loss_gap = max(abs(x - y) for a, b in zip(one, many) for x, y in zip(a["losses"], b["losses"]))
     print(f"rewards equal for {same}/{len(one)} candidates; largest loss difference {loss_gap:.2e}")
-    print(f"candidates per minute, batched / one at a time: {timings['one at a time'] / timings['batched']:.2f}x")
+    print(f"candidates per minute, batched / one at a time: {timings['one at a time'] / timings['batched']:.2f}x; "
+          f"working memory per candidate in flight: batched {peaks['batched'] / args.k:.0f} MiB, "
+          f"one at a time {peaks['one at a time']:.0f} MiB")
 
 
 if __name__ == "__main__":

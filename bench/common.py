@@ -6,8 +6,8 @@ and prints their ratio, so a busy machine slows both sides alike.
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -45,16 +45,39 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def peak_mib(device: torch.device) -> float:
-    """Peak memory so far: the CUDA allocator's peak on a GPU, else the process's peak RSS."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2 ** 20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+class Peak:
+    """Peak memory inside a `with` block: the CUDA allocator's peak on a GPU, else the process's
+    resident memory sampled every 10 ms by a thread (ru_maxrss only ever grows, so it cannot tell
+    two phases of one process apart). After the block: `.mib`, and `.extra`, the peak above what was
+    in use when the block began (the working memory of what ran inside)."""
 
+    def __init__(self, device: torch.device):
+        self.device, self.mib, self._stop = device, float("nan"), threading.Event()
 
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+    def _sample(self):
+        while not self._stop.wait(0.01):
+            self.mib = max(self.mib, rss_mib())
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated() / 2 ** 20
+        else:
+            self.mib = self.start = rss_mib()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.mib = torch.cuda.max_memory_allocated() / 2 ** 20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.mib = max(self.mib, rss_mib())
+        self.extra = self.mib - self.start
 
 
 def sync(device: torch.device) -> None:

@@ -13,11 +13,11 @@ with untied embeddings the figure is an upper bound.
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import time
 
 import torch
+from common import Peak, parser, setup
 
 from seal_kit.data import load_passages
 from seal_kit.inner_loop import InnerLoop, InnerLoopConfig
@@ -50,53 +50,53 @@ def matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="embedded", help="model spec (default: embedded)")
-    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--passages", type=int, default=2, help="built-in passages, one self-edit each")
-    parser.add_argument("--epochs", type=int, default=10, help="inner-loop epochs for both loops (paper: 10)")
-    parser.add_argument("--pad-length", type=int, default=2048, help="the reference-style fixed length")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="self-edit length")
-    args = parser.parse_args()
+    p = parser(__doc__)
+    p.add_argument("--passages", type=int, default=2, help="built-in passages, one self-edit each")
+    p.add_argument("--epochs", type=int, default=10, help="inner-loop epochs for both loops (paper: 10)")
+    p.add_argument("--pad-length", type=int, default=2048, help="the reference-style fixed length")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="self-edit length")
+    args = p.parse_args()
 
-    model, tokenizer = load_model(args.model, device=args.device)
+    model, tokenizer = setup(args)
     passages = load_passages("builtin", limit=args.passages)
     edits = generate_self_edits(model, tokenizer, passages, "implications",
                                 SamplingConfig(k=1, max_new_tokens=args.max_new_tokens), progress=False)
     inner, evaluation = InnerLoopConfig(epochs=args.epochs), EvalConfig()
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"model {args.model} ({n_params / 1e6:.0f}M params) on {model.device} {model.dtype}, "
-          f"{len(passages)} candidates, {args.epochs} epoch(s), torch threads {torch.get_num_threads()}")
+    print(f"{len(passages)} candidates, {args.epochs} epoch(s), reference-style pad length {args.pad_length}")
 
-    began = time.perf_counter()
-    task = KnowledgeTask(model, tokenizer, inner, evaluation)
-    ours = [task.score_self_edit(p, e) for p, e in zip(passages, edits.self_edit)]
-    ours_s = (time.perf_counter() - began) / len(passages)
+    with Peak(model.device) as ours_peak:
+        began = time.perf_counter()
+        task = KnowledgeTask(model, tokenizer, inner, evaluation)
+        ours = [task.score_self_edit(p, e) for p, e in zip(passages, edits.self_edit)]
+        ours_s = (time.perf_counter() - began) / len(passages)
 
     PaddedInnerLoop.pad_length = args.pad_length
-    began = time.perf_counter()
-    reference = []
-    for p, e in zip(passages, edits.self_edit):
-        fresh, tok = load_model(args.model, device=args.device)  # reloaded per candidate
-        # a new task, so its baseline is re-graded
-        ref_task = KnowledgeTask(fresh, tok, PaddedInnerLoop(fresh, tok, inner), evaluation)
-        reference.append(ref_task.score_self_edit(p, e))
-        del fresh, ref_task
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()  # so reloads measure loading, not a growing heap
-    ref_s = (time.perf_counter() - began) / len(passages)
+    with Peak(model.device) as ref_peak:
+        began = time.perf_counter()
+        reference = []
+        for p, e in zip(passages, edits.self_edit):
+            fresh, tok = load_model(args.model, device=args.device)  # reloaded per candidate
+            # a new task, so its baseline is re-graded
+            ref_task = KnowledgeTask(fresh, tok, PaddedInnerLoop(fresh, tok, inner), evaluation)
+            reference.append(ref_task.score_self_edit(p, e))
+            del fresh, ref_task
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # so reloads measure loading, not a growing heap
+        ref_s = (time.perf_counter() - began) / len(passages)
 
     train_s = sum(r["train_seconds"] for r in ours)
     achieved = 4 * n_params * sum(r["tokens"] for r in ours) / train_s
     peak = matmul_flops(model.device, model.dtype)
     print(f"seconds per self-edit evaluation: ours {ours_s:.2f} s, reference-style {ref_s:.2f} s, "
           f"ratio {ref_s / ours_s:.1f}x")
-    for name, rows in (("ours", ours), ("reference-style", reference)):
+    for name, rows, peak_mem in (("ours", ours, ours_peak), ("reference-style", reference, ref_peak)):
         n = len(rows)
         print(f"  {name}: train {sum(r['train_seconds'] for r in rows) / n:.2f} s + answer "
               f"{sum(r['eval_seconds'] for r in rows) / n:.2f} s per candidate, "
-              f"{sum(r['steps'] for r in rows) / n:.0f} steps, {sum(r['tokens'] for r in rows) / n:.0f} tokens trained")
+              f"{sum(r['steps'] for r in rows) / n:.0f} steps, {sum(r['tokens'] for r in rows) / n:.0f} tokens trained, "
+              f"peak memory {peak_mem.mib:.0f} MiB")
     print(f"rewards: ours {[round(r['reward'], 2) for r in ours]}, reference-style {[round(r['reward'], 2) for r in reference]}")
     print(f"training FLOP/s: achieved {achieved / 1e9:.1f} GFLOP/s, plain {model.dtype} matmul {peak / 1e9:.1f} GFLOP/s, "
           f"ratio {achieved / peak:.2f}")
