@@ -125,3 +125,18 @@ class RayExecutor:
         for w in self.workers:
             self.ray.kill(w)
         self.workers = []
+
+
+EXECUTORS = ("local", "ray")
+
+
+def choose(name: str = "local", batch: int = 1, factory: Callable | None = None, address: str | None = None):
+    """The executor a notebook parameter names: "local" (this process) or "ray" (workers building their
+    task with `factory`; `address` None starts Ray on this machine, else joins that cluster)."""
+    if name == "local":
+        return InProcess(batch)
+    if name == "ray":
+        if factory is None:
+            raise ValueError("executor 'ray' needs a task factory for its workers (e.g. partial(load_task, MODEL))")
+        return RayExecutor(factory, batch=batch, address=address)
+    raise ValueError(f"executor must be one of {list(EXECUTORS)}, got {name!r}")

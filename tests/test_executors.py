@@ -69,3 +69,15 @@ def test_rest_em_round_on_ray_equals_in_process(cluster, tmp_path):
     assert list(remote["self_edit"]) == list(local["self_edit"])
     assert list(remote["reward"]) == list(local["reward"])
     assert set(local["round"]) == {0, 1}
+
+
+def test_choose_names_the_executors():
+    from seal_kit.executors import choose
+
+    assert choose("local", batch=3).batch == 3
+    with pytest.raises(ValueError, match=r"executor must be one of \['local', 'ray'\], got 'dask'"):
+        choose("dask")
+    with pytest.raises(ValueError, match="needs a task factory"):
+        choose("ray")
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        choose("local", batch=0)
