@@ -203,3 +203,18 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
     kept = pd.read_parquet(tmp_path / "round-0" / "kept.parquet")
     assert (kept.self_edit == good).all() and (kept["sample"] == 0).all()
     assert loop.generator_losses[0] and all(x == x for x in loop.generator_losses[0])
+
+
+def test_batched_inner_loop_scores_arc_configs_as_one_at_a_time(setting):
+    """Per-candidate learning rates and epochs (the self-edit's choice) survive batching."""
+    from seal_kit.batched import BatchedLoRA
+
+    edits = [json.dumps(TTTConfig(use_size_augmentations=False, use_chain_augmentations=False, learning_rate=lr,
+                                  num_train_epochs=epochs).as_self_edit()) for lr, epochs in ((1e-3, 1), (1e-4, 2))]
+    items = [(SMALL[0], edits[0], 0), (SMALL[0], "not json", 0), (SMALL[1], edits[1], 1)]
+    one = setting.score_many(items)
+    many = setting.score_many(items, BatchedLoRA(setting.inner))
+    assert [r["status"] for r in many] == ["ok", "bad_json", "ok"]
+    for a, b in zip(one, many):
+        assert (a["steps"], a["reward"], a.get("attempts")) == (b["steps"], b["reward"], b.get("attempts"))
+        assert b["losses"] == pytest.approx(a["losses"], abs=1e-4)
