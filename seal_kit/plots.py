@@ -7,16 +7,27 @@
     live = plots.LiveFigure(every=10); live.update(lambda: plots.scoring_progress(loop.log.records))
     plots.save_html(figure, run.path / "reward_curve.html")     # static copy, opens offline
     plots.arc_grids({"input": task.test[0].input, "gold": task.test[0].output, "prediction": None}).show()
+
+In a notebook every figure shown carries a PNG beside plotly's interactive output, so an executed
+notebook (a papermill run's output, a notebook on GitHub or exported to HTML) shows its plots without
+re-running. kaleido draws the PNG offline in the machine's Chrome or Chromium (`BROWSER_PATH` picks
+one); without a browser, figures are interactive only and a warning says so once.
 """
 from __future__ import annotations
 
+import base64
+import sys
 import time
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from IPython.display import display
+from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs
 
 from .runs import atomic_write
@@ -137,10 +148,11 @@ class LiveFigure:
         if not self.enabled or (not force and time.monotonic() - self.last < self.every):
             return False
         figure = build()
-        if self.handle is None:
-            self.handle = display(figure, display_id=True)
-        else:
-            self.handle.update(figure)
+        with interactive_only():  # a static copy per redraw would slow the loop it watches
+            if self.handle is None:
+                self.handle = display(figure, display_id=True)
+            else:
+                self.handle.update(figure)
         self.last, self.draws = time.monotonic(), self.draws + 1
         return True
 
@@ -154,3 +166,54 @@ def save_html(figure: go.Figure, path: Path) -> Path:
         atomic_write(path.parent / "plotly.min.js", get_plotlyjs())
     atomic_write(path, figure.to_html(include_plotlyjs="directory", full_html=True))
     return path
+
+
+class _Static:
+    """Whether shown figures get a static copy: off inside `interactive_only`, and for good once no
+    browser could draw one (trying again for every figure would cost seconds each)."""
+    enabled, unavailable = True, False
+
+
+def static_png(figure: go.Figure | dict) -> bytes | None:
+    """The figure as PNG bytes at its layout size, or None where no Chrome/Chromium can draw it."""
+    if _Static.unavailable:
+        return None
+    try:
+        import kaleido
+
+        fig = figure.to_dict() if isinstance(figure, go.Figure) else figure
+        layout = fig.get("layout", {})
+        # mathjax off: kaleido would otherwise fetch it from a CDN, which offline rooms cannot reach
+        return kaleido.calc_fig_sync(fig, opts=dict(format="png", width=layout.get("width") or 700,
+                                                    height=layout.get("height") or 450, scale=1),
+                                     kopts={"mathjax": False, "timeout": 60})
+    except Exception as error:  # no kaleido, no browser, a browser that will not start
+        _Static.unavailable = True
+        warnings.warn(f"plots: no static copies of figures ({type(error).__name__}: {str(error)[:200]}); figures stay "
+                      "interactive, but a saved notebook shows them only in JupyterLab. Install Chrome or Chromium "
+                      "(or point BROWSER_PATH at one) for PNG copies.", stacklevel=2)
+        return None
+
+
+@contextmanager
+def interactive_only():
+    """Figures shown inside this block carry no static copy."""
+    before, _Static.enabled = _Static.enabled, False
+    try:
+        yield
+    finally:
+        _Static.enabled = before
+
+
+class StaticCopy(MimetypeRenderer):
+    """plotly renderer adding an `image/png` to a figure's output (nothing when no copy can be drawn)."""
+
+    def to_mimebundle(self, fig_dict):
+        png = static_png(fig_dict) if _Static.enabled else None
+        return {"image/png": base64.b64encode(png).decode()} if png else {}
+
+
+pio.renderers["seal_kit_png"] = StaticCopy()
+# Only inside a Jupyter kernel: a script's fig.show() keeps plotly's own choice and pays for no PNG.
+if "ipykernel" in sys.modules and "seal_kit_png" not in pio.renderers.default:
+    pio.renderers.default = "+".join(filter(None, [pio.renderers.default or "plotly_mimetype", "seal_kit_png"]))

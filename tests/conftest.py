@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
 
@@ -21,6 +23,26 @@ def passage():
     return Passage("p0", "Velmora Island", "Velmora Island lies in the Sorrel Sea. Its capital is Pellin Harbour.",
                    (QA("What is the capital of Velmora Island?", "Pellin Harbour"),
                     QA("In which sea does Velmora Island lie?", "Sorrel Sea")))
+
+
+CHROMIUM = Path(os.environ.get("SEAL_KIT_CHROMIUM", "/usr/bin/chromium"))
+
+
+def browser_missing() -> str | None:
+    """Why the `browser` tests cannot run here, or None when they can."""
+    if not CHROMIUM.exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (pip install -e '.[test]')"
+    return None
+
+
+def pytest_runtest_setup(item):
+    # CI installs Chromium first, so there a missing browser is an error, never a quiet skip.
+    if "browser" in item.keywords and (reason := browser_missing()):
+        if os.environ.get("SEAL_KIT_REQUIRE_BROWSER") == "1" or os.environ.get("CI") == "true":
+            pytest.fail(f"browser test required here (CI or SEAL_KIT_REQUIRE_BROWSER=1) but {reason}")
+        pytest.skip(reason)
 
 
 def pytest_collection_modifyitems(items):

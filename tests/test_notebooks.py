@@ -3,8 +3,10 @@ import json
 import re
 from pathlib import Path
 
+import nbformat
 import papermill
 import pytest
+from conftest import CHROMIUM
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -22,6 +24,13 @@ def test_quickstart(tmp_path):
     assert 0.0 <= metrics["best_reward"] <= 1.0
     for name in ("config.yaml", "self_edits.jsonl", "self_edits.parquet", "adapter_best/adapter_config.json"):
         assert (tmp_path / name).exists(), name
+    # The saved notebook shows its loss curves without re-running: a PNG beside plotly's JSON.
+    saved = nbformat.read(tmp_path / "01_quickstart.ipynb", as_version=4)
+    figures = [o["data"] for c in saved.cells for o in c.get("outputs", [])
+               if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == 1
+    if CHROMIUM.exists():
+        assert figures[0]["image/png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
 
 
 @pytest.mark.slow

@@ -1,0 +1,47 @@
+"""Static copies of figures: what keeps a saved notebook's plots visible without re-running it."""
+import base64
+import warnings
+
+import pytest
+
+from seal_kit import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def fresh_static(monkeypatch):
+    """Each test starts as a new kernel would: copies on, no browser failure remembered."""
+    monkeypatch.setattr(plots._Static, "enabled", True)
+    monkeypatch.setattr(plots._Static, "unavailable", False)
+
+
+@pytest.mark.browser
+def test_a_shown_figure_carries_a_png_of_its_layout_size(fresh_static):
+    figure = plots.accuracy_bars({"base": 0.1, "self_edit": 0.4})  # height 380, width plotly's default
+    bundle = plots.StaticCopy().to_mimebundle(figure.to_dict())
+    png = base64.b64decode(bundle["image/png"])
+    assert png.startswith(PNG_MAGIC)
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")  # the IHDR chunk
+    assert (width, height) == (700, 380)
+
+
+def test_without_a_browser_figures_stay_interactive_and_one_warning_says_why(fresh_static, monkeypatch):
+    monkeypatch.setenv("BROWSER_PATH", "/nonexistent/chrome")
+    figure = plots.loss_curves({"edit 0": [2.0, 1.0]})
+    with pytest.warns(UserWarning, match="no static copies of figures"):
+        assert plots.StaticCopy().to_mimebundle(figure.to_dict()) == {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the second figure neither retries the browser nor warns again
+        assert plots.StaticCopy().to_mimebundle(figure.to_dict()) == {}
+    assert plots._Static.unavailable
+
+
+def test_live_redraws_carry_no_static_copy(fresh_static, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(plots, "static_png", lambda fig: drawn.append(fig) or PNG_MAGIC)
+    figure = plots.loss_curves({"edit 0": [2.0, 1.0]}).to_dict()
+    with plots.interactive_only():
+        assert plots.StaticCopy().to_mimebundle(figure) == {}
+    assert drawn == [] and plots._Static.enabled  # restored after the block
+    assert plots.StaticCopy().to_mimebundle(figure) == {"image/png": base64.b64encode(PNG_MAGIC).decode()}
