@@ -7,14 +7,17 @@
     with lora.rows([0, 0, 1, 1]):      # or route rows of one batch to their own adapters (generation)
         ...
 
-One-at-a-time, every candidate pays a full forward/backward per step on a batch of one document;
-here step s takes the s-th batch of every candidate still training, pads them into one batch, and
-sends each row through its own adapter (x @ A[row]^T @ B[row]^T, a batched matmul), so the frozen
-base weights are read once per step for all candidates. Each candidate keeps its own everything:
+One at a time, every candidate pays a full forward/backward per step on its own small batch. Here
+step s takes the s-th batch of every candidate still training and packs them into rows as wide as
+the longest example (position ids restart per example, so attention stays inside it; no padding
+between examples), and each token goes through its own candidate's adapter: tokens are grouped by
+adapter and multiplied with the stacked LoRA weights in two batched matmuls. The frozen base
+weights are read once per step for all candidates. Each candidate keeps its own everything:
 initialisation (the InnerLoop's reset under its seed), data order, batch size, epochs, learning
 rate, loss normalisation (mean over its own tokens), and Adam state and step count; a candidate
 that has done its steps stops updating. So the adapters equal those of `InnerLoop.train` run one
-after another, within float tolerance (tests/test_batched.py checks it).
+after another, within float tolerance (tests/test_batched.py checks it). Generation routes whole
+rows instead (`rows`), so K adapted models answer in one batch.
 """
 from __future__ import annotations
 
@@ -55,9 +58,9 @@ class BatchedLoRA:
             x = args[0].to(self.A[i].dtype)
             flat = x.reshape(-1, x.shape[-1])
             gather, scatter, width = self._layout(flat.shape[0])
-            grouped = flat.index_select(0, gather).view(self.size, width, -1)  # (K, width, in): adapter k's tokens, padded
+            grouped = flat.index_select(0, gather).view(self.size, width, -1)  # (K, width, in), padded
             h = torch.bmm(grouped, self.A[i].transpose(1, 2)) * scaling  # (K, width, r)
-            delta = torch.bmm(h, self.B[i].transpose(1, 2)).flatten(0, 1).index_select(0, scatter)  # back to token order
+            delta = torch.bmm(h, self.B[i].transpose(1, 2)).flatten(0, 1).index_select(0, scatter)  # token order
             return out + delta.view(out.shape).to(out.dtype)  # as peft: lora_B(lora_A(x)) * scaling
         return add_delta
 
