@@ -17,6 +17,13 @@ def run_notebook(name, run_dir, **parameters):
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def exercise_check(saved: Path) -> str:
+    """What the saved notebook's "Try this" check cell printed."""
+    cells = [c for c in nbformat.read(saved, as_version=4).cells if "exercise-check" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, saved.name
+    return "".join(o.get("text", "") for o in cells[0].outputs if o.output_type == "stream")
+
+
 @pytest.mark.slow
 def test_quickstart(tmp_path):
     metrics = run_notebook("01_quickstart.ipynb", tmp_path, K=1)
@@ -31,17 +38,20 @@ def test_quickstart(tmp_path):
     assert len(figures) == 1
     if CHROMIUM.exists():
         assert figures[0]["image/png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+    assert exercise_check(tmp_path / "01_quickstart.ipynb").startswith("✗ not done yet")
 
 
 @pytest.mark.slow
 def test_knowledge_incorporation(tmp_path):
-    metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, K=2)
+    metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, K=2, EPOCHS=1)  # the "Try this" change
     assert metrics["n_passages"] == 2 and metrics["n_questions"] == 10
     assert set(metrics["accuracy"]) == {"base", "passage", "self_edit", "self_edit_best"}
     assert all(0.0 <= v <= 1.0 for v in metrics["accuracy"].values())
     assert metrics["accuracy"]["self_edit_best"] >= metrics["accuracy"]["self_edit"]
     lines = (tmp_path / "candidates.jsonl").read_text().splitlines()
     assert len(lines) == 2 + 2 * 2  # passage-only + K self-edits, per passage
+    check = exercise_check(tmp_path / "02_knowledge_incorporation.ipynb")
+    assert check.startswith("✓ every candidate trained for one epoch"), check
 
 
 def test_every_notebook_has_a_commented_parameters_cell():
@@ -67,6 +77,7 @@ def test_rest_em_headless(tmp_path):
     for name in ("candidates.jsonl", "round-0/kept.jsonl", "round-0/generator/generator/adapter_config.json",
                  "reward_curve.html", "reward_distribution.html", "plotly.min.js"):
         assert (tmp_path / name).exists(), name
+    assert exercise_check(tmp_path / "03_rest_em.ipynb").startswith("✗ not done yet")
 
 
 @pytest.mark.slow
@@ -102,6 +113,7 @@ def test_arc_few_shot(tmp_path):
     assert len(scored) == 2 * 2 + 1 + 1  # K per training task, EVAL_K per evaluation task in rounds 0 and 1
     assert all(r["reason"] for r in scored if r["status"] != "ok")  # failed configs say why
     assert (tmp_path / "success.html").exists()
+    assert exercise_check(tmp_path / "04_arc_few_shot.ipynb").startswith("✗ not done yet")
 
 
 @pytest.mark.slow
@@ -117,6 +129,7 @@ def test_continued_pretraining(tmp_path):
     assert all(0.0 <= accuracy[k] <= 1.0 for k in ("base", "passage", "self_edit", "teacher"))
     assert metrics["conditions"]["teacher"]["n_documents"] == 2 * 2  # each edit's document + its passage
     assert metrics["conditions"]["base"]["steps"] == 0 < metrics["conditions"]["self_edit"]["steps"]
+    assert exercise_check(tmp_path / "05_continued_pretraining.ipynb").startswith("✗ not done yet")
 
 
 @pytest.mark.slow
@@ -129,3 +142,4 @@ def test_forgetting(tmp_path):
     assert set(metrics["variants"]) == {"merge", "merge+replay2", "route"}
     for name in ("matrix_merge", "matrix_route", "retention"):
         assert (tmp_path / f"{name}.html").exists(), name
+    assert exercise_check(tmp_path / "06_forgetting.ipynb").startswith("✗ not done yet")
