@@ -68,8 +68,9 @@ def test_every_notebook_has_a_commented_parameters_cell():
 
 @pytest.mark.slow
 def test_rest_em_headless(tmp_path):
-    # ROUNDS=1 comes from the profile; MODEL="tiny" is explicit and wins over the profile's "embedded"
-    metrics = run_notebook("03_rest_em.ipynb", tmp_path, MODEL="tiny", PROFILE="cpu-tiny")
+    # ROUNDS=1 comes from the profile; MODEL="tiny" is explicit and wins over the profile's "embedded";
+    # the 2 candidates of each passage train together (the batched inner loop)
+    metrics = run_notebook("03_rest_em.ipynb", tmp_path, MODEL="tiny", PROFILE="cpu-tiny", BATCH_CANDIDATES=2)
     assert "MODEL: tiny" in (tmp_path / "config.yaml").read_text()
     assert [r["round"] for r in metrics["rounds"]] == [0, 1]
     assert [r["n_kept"] for r in metrics["rounds"]] == [2, 0]  # best of K for each of the 2 smoke passages
