@@ -20,9 +20,9 @@ from pathlib import Path
 
 import nbformat
 import papermill
-from nbconvert import HTMLExporter
 import pytest
 from conftest import CHROMIUM, browser_missing
+from nbconvert import HTMLExporter
 
 if browser_missing() is None:
     from playwright.sync_api import expect, sync_playwright
@@ -213,9 +213,9 @@ def wait_for_run(page, name: str, timeout_s: float) -> dict:
     return page.evaluate(PANEL_STATE)
 
 
-def assert_ran_cleanly(state: dict, cells: list[str] | None = None) -> None:
-    """Every code cell (or those of `cells`) has an execution count and no error output."""
-    code = [c for c in state["cells"] if c["type"] == "code" and (cells is None or c["id"] in cells)]
+def assert_ran_cleanly(state: dict, only: list[str] | None = None) -> None:
+    """Every code cell (or those whose ids are in `only`) has an execution count and no error output."""
+    code = [c for c in state["cells"] if c["type"] == "code" and (only is None or c["id"] in only)]
     assert code, "no code cells"
     assert [c["id"] for c in code if c["count"] is None] == [], "cells that did not run"
     errors = {c["id"]: f"{o['ename']}: {o['evalue']}" for c in code for o in c["outputs"]
@@ -248,6 +248,8 @@ def test_quickstart_runs_all_cells_in_jupyterlab(lab, page):
     run_from_menu(page, "Run All Cells")
     state = wait_for_run(page, "quickstart", timeout_s=600)
     assert_ran_cleanly(state)
+    check = "".join(o.get("text", "") for o in state["cells"][-1]["outputs"])  # the "Try this" check cell
+    assert check.startswith("✗ not done yet"), check
     plot = visible_plot(cells(page).locator(".jp-RenderedPlotly").first, "01-quickstart-loss-curve")
     assert plot.locator(".scatterlayer .trace").count() == 1  # one loss curve for K=1
     shot(page, "01-quickstart-after-run-all")
@@ -289,7 +291,7 @@ def test_rest_em_review_widget_saves_clicks_and_the_loop_continues(lab, page):
     cells(page).nth(ids.index("cell-07")).locator(".jp-InputPrompt").click()
     run_from_menu(page, "Run Selected Cell and All Below")
     state = wait_for_run(page, "rest-em-continued", timeout_s=600)
-    assert_ran_cleanly(state, cells=ids[ids.index("cell-07"):])
+    assert_ran_cleanly(state, only=ids[ids.index("cell-07"):])
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert [r["n_kept"] for r in metrics["rounds"]] == [1, 0]
     # The live view of scored self-edits while the loop ran: interactive only, no PNG per redraw.
