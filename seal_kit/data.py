@@ -4,10 +4,13 @@
     passages = load_passages("builtin")                          # 36 invented passages shipped here
     passages = load_passages("../shared/data/squad/squad_val.json", limit=50)
     passages = load_passages("squad")                            # a HF dataset name (needs `datasets` + internet)
+    passages = load_passages("seal-eval")                        # the SEAL paper's 200 evaluation passages
 
 A file is a JSON list of `{"title", "context", "questions": [{"question", "answer"}, ...]}`
 (an optional `"id"` per item). The built-in set describes invented places, people and things, so
 the base model cannot know the answers and any gain is learned from the passage.
+"seal-eval" and "seal-train" are the passages the SEAL authors evaluated and trained on, with ids
+(seal-eval-000, ...) that match their published self-edits and verdicts (see `seal_kit.reference`).
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 
 BUILTIN = "builtin"
+REFERENCE_SETS = ("seal-eval", "seal-train")
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,13 @@ def _from_hub(name: str, split: str) -> list[dict]:
 
 
 def load_passages(source: str | Path = BUILTIN, limit: int | None = None, split: str = "validation") -> list[Passage]:
-    """Passages from "builtin", a SQuAD-by-passage JSON file, or a HF dataset name; first `limit` kept."""
+    """Passages from "builtin", "seal-eval"/"seal-train", a SQuAD-by-passage JSON file, or a HF dataset name;
+    first `limit` kept."""
+    if limit is not None and limit < 1:
+        raise DataError(f"limit must be a positive number of passages, got {limit}")
+    if str(source) in REFERENCE_SETS:
+        from .reference import load_reference_passages  # imported here: reference builds on this module
+        return load_reference_passages(str(source))[:limit]
     if str(source) == BUILTIN:
         text = resources.files("seal_kit").joinpath("data/builtin_passages.json").read_text(encoding="utf-8")
         items, name = json.loads(text), "builtin_passages.json"
@@ -98,9 +108,8 @@ def load_passages(source: str | Path = BUILTIN, limit: int | None = None, split:
         except json.JSONDecodeError as err:
             raise DataError(f"{name}: not valid JSON ({err})") from err
     elif str(source).endswith((".json", ".jsonl")) or str(source).startswith((".", "/", "~")):
-        raise DataError(f"{source}: no such file; give 'builtin', a SQuAD-by-passage JSON file or a HF dataset name")
+        raise DataError(f"{source}: no such file; give 'builtin', 'seal-eval', 'seal-train', a SQuAD-by-passage "
+                        "JSON file or a HF dataset name")
     else:
         items, name = _from_hub(str(source), split), str(source)
-    if limit is not None and limit < 1:
-        raise DataError(f"limit must be a positive number of passages, got {limit}")
     return parse_passages(items, name)[:limit]
