@@ -1,21 +1,30 @@
 """Graders: score closed-book answers against gold answers, as plain callables.
 
     from seal_kit.graders import get_grader
-    grade = get_grader("contains")               # or "exact_match", "f1", a LocalJudge, any callable
+    grade = get_grader("contains")               # or "exact_match", "f1", "judge:gpt-4.1", a LocalJudge, any callable
     grade(predictions=["It is Paris."], answers=["Paris"], questions=["Capital of France?"])  # -> [1.0]
+
+    # the paper's judge: any OpenAI-compatible endpoint, here a local server
+    #   export OPENAI_BASE_URL=http://127.0.0.1:8000/v1   (or OPENAI_API_KEY=... for api.openai.com)
+    grade = get_grader("judge:gpt-4.1")
 
 A grader is `(predictions, answers, questions) -> list[float]` with scores in [0, 1]; accuracy is
 their mean. Local graders keep results free and reproducible (the paper paid GPT-4.1 to judge);
-`LocalJudge` asks a local model yes/no, `OpenAIJudge` any OpenAI-compatible endpoint.
+`LocalJudge` asks a local model yes/no, `OpenAIJudge` an OpenAI-compatible endpoint.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
+import random
 import re
 import string
+import time
+import urllib.error
 import urllib.request
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 Grader = Callable[..., list[float]]
@@ -51,69 +60,131 @@ def contains(predictions, answers, questions=None) -> list[float]:
     return [float(bool(normalize(a)) and f" {normalize(a)} " in f" {normalize(p)} ") for p, a in zip(predictions, answers)]
 
 
+# The paper's grading criteria, in our words: meaning over wording, and extra detail is no fault.
 JUDGE_PROMPT = (
-    "You are grading a quiz. Decide whether the student's answer means the same as the reference answer.\n"
+    "You are marking a quiz. Compare the student's answer with the reference answer for the question.\n"
     "Question: {question}\nReference answer: {answer}\nStudent answer: {prediction}\n"
-    "Reply with one word: yes or no."
+    "Mark it correct only if the student's answer gets across everything the reference answer says and "
+    "claims nothing that conflicts with it. Further detail beyond the reference is acceptable.\n"
+    "Is the student's answer correct? Reply with yes or no."
 )
 
-
-def _verdict(text: str) -> float:
-    return float(text.strip().lower().lstrip("\"'*").startswith("yes"))
+_YES, _NO = re.compile(r"\byes\b", re.IGNORECASE), re.compile(r"\bno\b", re.IGNORECASE)
 
 
-class LocalJudge:
+def _verdict(reply: str) -> float:
+    """The reference's rule: correct iff the reply says "yes" and never "no", so hedges count as wrong."""
+    return float(bool(_YES.search(reply)) and not _NO.search(reply))
+
+
+class _YesNoJudge:
+    """Shared by the judges: build prompts, skip empty answers, ask each distinct triple once."""
+
+    def replies(self, prompts: list[str]) -> list[str]:
+        raise NotImplementedError
+
+    def __call__(self, predictions, answers, questions=None) -> list[float]:
+        questions = questions or [""] * len(predictions)
+        triples = list(zip(questions, answers, predictions))
+        # An empty answer cannot convey the gold answer; asking would only cost a request.
+        to_ask = list(dict.fromkeys(t for t in triples if t[2].strip()))
+        prompts = [JUDGE_PROMPT.format(question=q, answer=a, prediction=p) for q, a, p in to_ask]
+        verdicts = {t: _verdict(r) for t, r in zip(to_ask, self.replies(prompts))}
+        return [verdicts.get(t, 0.0) for t in triples]
+
+
+class LocalJudge(_YesNoJudge):
     """A local model answering yes/no to JUDGE_PROMPT, greedily; no network, no cost."""
 
     def __init__(self, model, tokenizer, batch_size: int = 16):
         self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
 
-    def __call__(self, predictions, answers, questions=None) -> list[float]:
+    def replies(self, prompts: list[str]) -> list[str]:
         from .generation import generate
         from .prompts import render
 
-        questions = questions or [""] * len(predictions)
-        prompts = [render(self.tokenizer, JUDGE_PROMPT.format(question=q, answer=a, prediction=p))
-                   for p, a, q in zip(predictions, answers, questions)]
-        outs = generate(self.model, self.tokenizer, prompts, max_new_tokens=3, batch_size=self.batch_size,
-                        desc="judging", progress=False)
-        return [_verdict(o.text) for o in outs]
+        outs = generate(self.model, self.tokenizer, [render(self.tokenizer, p) for p in prompts], max_new_tokens=3,
+                        batch_size=self.batch_size, desc="judging", progress=False)
+        return [o.text for o in outs]
 
 
-class OpenAIJudge:
-    """Any OpenAI-compatible chat endpoint (`$SEAL_KIT_JUDGE_URL`, key in `$OPENAI_API_KEY`); optional."""
+OPENAI_URL = "https://api.openai.com/v1"
 
-    def __init__(self, model: str = "gpt-4.1", url: str | None = None, api_key: str | None = None, timeout: float = 60):
-        self.model = model
-        self.url = (url or os.environ.get("SEAL_KIT_JUDGE_URL") or "").rstrip("/")
-        if not self.url:
-            raise ValueError("OpenAIJudge needs an endpoint: pass url=... or set SEAL_KIT_JUDGE_URL "
-                             "(e.g. a local server's http://127.0.0.1:8000/v1)")
+
+class OpenAIJudge(_YesNoJudge):
+    """The paper's judge (GPT-4.1) or any model behind an OpenAI-compatible chat endpoint.
+
+    Endpoint: `url`, else `$OPENAI_BASE_URL`, else `$SEAL_KIT_JUDGE_URL`, else api.openai.com (only
+    with a key). Key: `api_key`, else `$OPENAI_API_KEY`. Up to `max_workers` requests are in flight;
+    network errors, timeouts, HTTP 429 and 5xx are retried `attempts` times in all, waiting
+    `backoff` seconds and doubling.
+    """
+
+    def __init__(self, model: str = "gpt-4.1", url: str | None = None, api_key: str | None = None,
+                 timeout: float = 60, max_workers: int = 8, attempts: int = 5, backoff: float = 1.0,
+                 max_tokens: int = 5):
         self.api_key = api_key or os.environ.get("OPENAI_API_KEY", "")
-        self.timeout = timeout
+        url = url or os.environ.get("OPENAI_BASE_URL") or os.environ.get("SEAL_KIT_JUDGE_URL")
+        if not url and not self.api_key:
+            raise ValueError("OpenAIJudge needs an endpoint: pass url=..., set OPENAI_BASE_URL (e.g. a local "
+                             f"server's http://127.0.0.1:8000/v1), or set OPENAI_API_KEY to use {OPENAI_URL}")
+        if max_workers < 1 or attempts < 1:
+            raise ValueError(f"OpenAIJudge needs max_workers >= 1 and attempts >= 1, got {max_workers} and {attempts}")
+        self.model, self.url = model, (url or OPENAI_URL).rstrip("/")
+        self.timeout, self.max_workers, self.attempts, self.backoff = timeout, max_workers, attempts, backoff
+        self.max_tokens = max_tokens
 
     def ask(self, prompt: str) -> str:
-        body = json.dumps({"model": self.model, "temperature": 0, "max_tokens": 3,
+        """One yes/no reply for one prompt, retrying what may pass on a second try."""
+        body = json.dumps({"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
                            "messages": [{"role": "user", "content": prompt}]}).encode()
-        request = urllib.request.Request(f"{self.url}/chat/completions", data=body, headers={
-            "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-            return json.load(response)["choices"][0]["message"]["content"]
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        for attempt in range(self.attempts):
+            if attempt:
+                # Jitter keeps parallel workers that were throttled together from retrying in lockstep.
+                time.sleep(self.backoff * 2 ** (attempt - 1) * random.uniform(1, 1.5))
+            request = urllib.request.Request(f"{self.url}/chat/completions", data=body, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    raw = response.read()
+            except urllib.error.HTTPError as error:
+                failure = f"HTTP {error.code}: {error.read().decode(errors='replace')[:500]}"
+                if error.code != 429 and error.code < 500:  # a bad key or request will not improve with waiting
+                    raise RuntimeError(f"Judge endpoint {self.url} rejected the request with {failure}") from error
+                continue
+            except (OSError, http.client.HTTPException) as error:  # refused, reset, timed out
+                failure = f"{type(error).__name__}: {error}"
+                continue
+            try:
+                return json.loads(raw)["choices"][0]["message"]["content"] or ""
+            except (ValueError, KeyError, IndexError, TypeError) as error:
+                raise RuntimeError(f"Judge endpoint {self.url} sent no chat completion: {raw[:500]!r}") from error
+        raise RuntimeError(f"Judge endpoint {self.url} failed {self.attempts} times; last failure: {failure}")
 
-    def __call__(self, predictions, answers, questions=None) -> list[float]:
-        questions = questions or [""] * len(predictions)
-        return [_verdict(self.ask(JUDGE_PROMPT.format(question=q, answer=a, prediction=p)))
-                for p, a, q in zip(predictions, answers, questions)]
+    def replies(self, prompts: list[str]) -> list[str]:
+        if not prompts:
+            return []
+        pool = ThreadPoolExecutor(max_workers=min(self.max_workers, len(prompts)))
+        try:
+            return list(pool.map(self.ask, prompts))  # map keeps the input order
+        finally:
+            pool.shutdown(cancel_futures=True)  # after a hard failure, do not send the queued requests
 
 
+# Named graders; "judge:<model>" is resolved separately because the model name is open-ended.
 GRADERS: dict[str, Grader] = {"exact_match": exact_match, "f1": token_f1, "contains": contains}
 
 
 def get_grader(grader: str | Grader) -> Grader:
-    """A grader by name (exact_match, f1, contains) or any callable with the grader signature."""
+    """A grader by name (see GRADERS), "judge:<model>" for an OpenAIJudge, or any callable grader."""
     if callable(grader):
         return grader
-    if grader not in GRADERS:
-        raise ValueError(f"Unknown grader {grader!r}: use one of {sorted(GRADERS)}, a LocalJudge, "
-                         "an OpenAIJudge, or any callable (predictions, answers, questions) -> list[float]")
-    return GRADERS[grader]
+    if grader in GRADERS:
+        return GRADERS[grader]
+    if isinstance(grader, str) and grader.startswith("judge:") and grader[len("judge:"):]:
+        return OpenAIJudge(model=grader[len("judge:"):])
+    raise ValueError(f"Unknown grader {grader!r}: use one of {sorted(GRADERS)}, 'judge:<model>' (e.g. "
+                     "'judge:gpt-4.1', an OpenAI-compatible endpoint), a LocalJudge, or any callable "
+                     "(predictions, answers, questions) -> list[float]")
