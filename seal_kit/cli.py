@@ -5,6 +5,7 @@
     seal-kit sweep 02 -p PROMPT implications rewrite self-qa -p K 3 --jobs 2 --out outputs/sweeps/prompts
     seal-kit sweep --grid sweeps/prompt_ablation.yaml            # notebook, fixed parameters and grid from YAML
     seal-kit runs                                                # every run under outputs/ with its status
+    seal-kit grade-agreement iter2 --grader contains             # a grader against the paper's judge, one JSON line
 
 Values are read as YAML: `-p K 3` is the integer 3, `-p SMOKE true` a boolean, `-p TASKS "[a, b]"` a list.
 Running the same sweep (same --out) again skips finished runs and retries failed ones.
@@ -12,12 +13,14 @@ Running the same sweep (same --out) again skips finished runs and retries failed
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
 from . import profiles
+from .graders import DEFAULT_GRADER
 from .runs import new_run_path, outputs_root
 from .sweep import find_notebook, grid_runs, list_runs, load_grid, sweep, execute
 
@@ -43,6 +46,19 @@ def _with_profile(parameters: dict, profile: str | None, notebook: str) -> dict:
     return {**profiles.parameters(profile, find_notebook(notebook).stem), **parameters}
 
 
+def _grade_agreement(file: str, grader: str) -> dict:
+    from .agreement import agreement
+    from .graders import FittedGrader
+    from .reference import load_graded
+
+    graded = load_graded(file)
+    result = agreement(grader, graded)
+    if grader == "fitted" and str(graded.condition.iloc[0]) in FittedGrader().weights["fitted_on"]:
+        result["note"] = ("in sample: the shipped weights were fitted on this file's verdicts; "
+                          "`python -m seal_kit.agreement table` scores each condition with weights fitted without it")
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     many.add_argument("--jobs", type=int, default=1, help="runs at a time (each is its own kernel)")
     many.add_argument("--out", help="the sweep's directory; the same one again skips finished runs")
     many.add_argument("--profile", help=f"a run profile: {', '.join(profiles.names())} or a YAML file")
+
+    agree = sub.add_parser("grade-agreement", help="how a grader agrees with GPT-4.1's verdicts in a graded file")
+    agree.add_argument("file", help="a graded file of the paper's (base, naive, gpt4_1, iter2, cpt_base, ...) or a path")
+    agree.add_argument("--grader", default=DEFAULT_GRADER, help="contains, exact_match, f1, fitted or judge:<model>")
 
     listing = sub.add_parser("runs", help="list run directories with their status")
     listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
@@ -95,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAILED {row.run_dir} (cell {row.failed_cell}): {row.error}")
             print(f"summary: {Path(out) / 'summary.csv'}; run again with --out {out} to retry failures")
             return 1 if len(failed) else 0
+        if args.command == "grade-agreement":
+            print(json.dumps(_grade_agreement(args.file, args.grader)))
+            return 0
         table = list_runs(args.root or outputs_root())
         print(table.to_string(index=False) if len(table) else f"no runs under {args.root or outputs_root()}")
         return 0

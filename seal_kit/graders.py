@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import os
 import random
 import re
@@ -25,6 +26,9 @@ import urllib.error
 import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from difflib import SequenceMatcher
+from functools import lru_cache
+from importlib import resources
 from typing import Callable
 
 Grader = Callable[..., list[float]]
@@ -173,8 +177,104 @@ class OpenAIJudge(_YesNoJudge):
             pool.shutdown(cancel_futures=True)  # after a hard failure, do not send the queued requests
 
 
+# --- "fitted": lexical evidence weighed as the paper's judge weighed it -----------------------------
+# `contains` misses correct answers that say more than the gold phrase in other words and accepts
+# answers that run on into invented questions; GPT-4.1 (the paper's judge) did neither. The fitted
+# grader turns a few lexical signals into the probability that GPT-4.1 says "yes", with logistic weights
+# fitted on its 7,792 published verdicts (`seal_kit.agreement.fit`, leave-one-condition-out checked).
+# Its score is that probability, so an accuracy (a mean of scores) estimates the judge's accuracy.
+
+_RUN_ON = re.compile(r"\n\s*\n|\s(?:Q|Question|Topic|Context|Passage|Answer)\s*:|\n(?:Q|Question|Topic|Context|Passage)\s*:")
+_NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+                 "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
+                 "hundred": "100", "thousand": "1000", "million": "1000000"}
+_FUNCTION_WORDS = set("of in on at to for by and or with from as is was were be been are it its this that which "
+                      "who whom what when where how why".split())
+FEATURES = ("contains", "contains_first", "recall", "recall_first", "recall_new", "number_match", "number_miss",
+            "longest_block", "run_on", "log_length", "log_gold_length", "short")
+
+
+def _stem(word: str) -> str:
+    word = _NUMBER_WORDS.get(word, word)
+    for suffix in ("ing", "ed", "es", "s", "ly"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[:-len(suffix)]
+    return word
+
+
+def _words(text: str) -> list[str]:
+    return [_stem(w) for w in normalize(text).split()]
+
+
+def first_answer(prediction: str) -> str:
+    """The answer before the model runs on into a new 'Question:'/'Topic:' or a blank line."""
+    return _RUN_ON.split(prediction.strip(), maxsplit=1)[0].strip()
+
+
+def answer_features(question: str, answer: str, prediction: str) -> list[float]:
+    """The fitted grader's inputs, in FEATURES order (all computable without a model)."""
+    first = first_answer(prediction)
+    gold, said, said_first = _words(answer), set(_words(prediction)), set(_words(first))
+    content = [w for w in gold if w not in _FUNCTION_WORDS] or gold
+    new = [w for w in content if w not in set(_words(question))] or content  # what the question does not give away
+
+    def recall(words, seen):
+        return sum(w in seen for w in words) / len(words) if words else 0.0
+
+    gold_text, first_text = normalize(answer), normalize(first)
+    numbers = set(re.findall(r"\d+", answer.replace(",", "")))
+    numbers_said = set(re.findall(r"\d+", first.replace(",", ""))) | {w for w in said_first if w.isdigit()}
+    blocks = SequenceMatcher(None, gold_text, first_text, autojunk=False).get_matching_blocks()
+    return [float(bool(gold_text) and f" {gold_text} " in f" {normalize(prediction)} "),
+            float(bool(gold_text) and f" {gold_text} " in f" {first_text} "),
+            recall(content, said), recall(content, said_first), recall(new, said_first),
+            float(bool(numbers) and numbers <= numbers_said), float(bool(numbers) and not numbers & numbers_said),
+            max((b.size for b in blocks), default=0) / max(1, len(gold_text)),
+            float(len(first) < len(prediction.strip()) - 5),
+            math.log1p(len(said_first)), math.log1p(len(gold)), float(len(_words(first)) <= len(gold) + 3)]
+
+
+class FittedGrader:
+    """Probability that the paper's judge (GPT-4.1) accepts each answer, from lexical features and
+    logistic weights (`seal_kit/data/fitted_grader.json`, written by `seal_kit.agreement.fit`).
+    An empty answer is always wrong. No model, no network: thousands of answers a second."""
+
+    def __init__(self, weights: dict | None = None):
+        if weights is None:
+            text = resources.files("seal_kit").joinpath("data/fitted_grader.json").read_text(encoding="utf-8")
+            weights = json.loads(text)
+        if tuple(weights["features"]) != FEATURES:
+            raise ValueError(f"fitted grader weights are for features {weights['features']}, this code computes "
+                             f"{list(FEATURES)}: refit with `python -m seal_kit.agreement fit`")
+        self.weights = weights
+
+    def __call__(self, predictions, answers, questions=None) -> list[float]:
+        questions = questions or [""] * len(predictions)
+        w, mean, scale = self.weights["coef"], self.weights["mean"], self.weights["scale"]
+        scores = []
+        for p, a, q in zip(predictions, answers, questions):
+            if not (p or "").strip():
+                scores.append(0.0)
+                continue
+            z = self.weights["intercept"] + sum(c * (x - m) / s for c, x, m, s in
+                                                zip(w, answer_features(q, a, p), mean, scale))
+            scores.append(1 / (1 + math.exp(-z)))
+        return scores
+
+
 # Named graders; "judge:<model>" is resolved separately because the model name is open-ended.
-GRADERS: dict[str, Grader] = {"exact_match": exact_match, "f1": token_f1, "contains": contains}
+@lru_cache(maxsize=1)
+def _shipped_fitted() -> FittedGrader:
+    return FittedGrader()
+
+
+def fitted(predictions, answers, questions=None) -> list[float]:
+    """The FittedGrader with the shipped weights (the default for knowledge runs)."""
+    return _shipped_fitted()(predictions, answers, questions)
+
+
+GRADERS: dict[str, Grader] = {"exact_match": exact_match, "f1": token_f1, "contains": contains, "fitted": fitted}
+DEFAULT_GRADER = "fitted"
 
 
 def get_grader(grader: str | Grader) -> Grader:
