@@ -27,7 +27,9 @@ from .self_edit import DocumentConfig, Documents, passage_document, training_doc
 
 @dataclass
 class EvalConfig:
-    grader: str = field(default="contains", metadata={"help": "exact_match, f1 or contains (or pass a callable)"})
+    grader: str = field(default="fitted", metadata={
+        "help": "fitted (agrees best with the paper's GPT-4.1 judge offline), contains, exact_match, f1, "
+                "judge:<model> (an OpenAI-compatible judge), or a callable"})
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer (paper: 64)"})
     batch_size: int = field(default=16, metadata={"help": "questions answered together"})
     backend: str = field(default="hf", metadata={
