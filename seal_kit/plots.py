@@ -2,6 +2,7 @@
 
     from seal_kit import plots
     plots.accuracy_bars({"base": 0.1, "passage": 0.3, "self_edit": 0.4}).show()
+    plots.accuracy_bars({"base": 0.1}, intervals={"base": (0.05, 0.18)})  # with 95% intervals as error bars
     plots.loss_curves({"edit 0": [2.1, 1.4, 0.9], "edit 1": [2.3, 1.1, 0.5]}).show()
     plots.reward_curve(loop.rounds); plots.reward_distribution(loop.candidates())
     live = plots.LiveFigure(every=10); live.update(lambda: plots.scoring_progress(loop.log.records))
@@ -33,11 +34,20 @@ from plotly.offline import get_plotlyjs
 from .runs import atomic_write
 
 
-def accuracy_bars(accuracy: dict[str, float], title: str = "Closed-book accuracy") -> go.Figure:
+def accuracy_bars(accuracy: dict[str, float], title: str = "Closed-book accuracy",
+                  intervals: dict[str, tuple[float, float]] | None = None) -> go.Figure:
+    """One bar per condition; `intervals` (condition -> (low, high)) draws them as error bars, and the
+    labels then sit inside the bars, where the bars' whiskers cannot cover them."""
     names = list(accuracy)
     values = [accuracy[n] for n in names]
-    fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.1%}" for v in values], textposition="outside"))
-    fig.update_layout(title=title, yaxis=dict(title="accuracy", tickformat=".0%", range=[0, max(1e-9, *values) * 1.2]),
+    error = None
+    if intervals:
+        error = dict(type="data", symmetric=False, array=[intervals[n][1] - accuracy[n] for n in names],
+                     arrayminus=[accuracy[n] - intervals[n][0] for n in names])
+    top = max(1e-9, *values, *(high for _, high in (intervals or {}).values()))
+    fig = go.Figure(go.Bar(x=names, y=values, text=[f"{v:.1%}" for v in values], error_y=error,
+                           textposition="inside" if intervals else "outside", insidetextanchor="start"))
+    fig.update_layout(title=title, yaxis=dict(title="accuracy", tickformat=".0%", range=[0, top * 1.2]),
                       template="plotly_white", height=380)
     return fig
 

@@ -326,3 +326,51 @@ def load_sft(iteration: int) -> pd.DataFrame:
             rows.append({key: _get(f"{path}: line {n}", item, key, str, "a string")
                          for key in ("prompt", "completion")})
     return pd.DataFrame(rows, columns=["prompt", "completion"])
+
+
+# --- Table 2 replayed: the paper's self-edit sets as conditions of our own runs -------------------------
+TABLE2_SETS = ("base", "gpt4_1", "iter2")  # Qwen2.5-7B before RL, GPT-4.1, SEAL after two ReST-EM rounds
+# our condition -> (the paper's graded run behind its figure, whose answers): "naive" trained on the passage only
+PAPER_RUNS = {"base": ("base", "baseline"), "passage": ("naive", "adapter"),
+              **{f"seal-reference:{s}": (s, "adapter") for s in TABLE2_SETS}}
+
+
+def self_edit_sets(spec: str, data: str, k: int) -> list[str]:
+    """The reference sets a SELF_EDITS value asks for: "own" -> none; "seal-reference" -> all of Table 2's;
+    "seal-reference:gpt4_1,iter2" -> those. They exist for the paper's evaluation passages only."""
+    source, _, chosen = str(spec).partition(":")
+    if spec == "own":
+        return []
+    if source != "seal-reference":
+        raise ValueError(f"SELF_EDITS={spec!r}: expected \"own\", \"seal-reference\" or \"seal-reference:<sets>\" "
+                         f"with sets from {', '.join(TABLE2_SETS)}, comma-separated")
+    sets = [s.strip() for s in chosen.split(",") if s.strip()] or list(TABLE2_SETS)
+    if unknown := [s for s in sets if s not in TABLE2_SETS]:
+        raise ValueError(f"SELF_EDITS={spec!r}: no reference set {unknown[0]!r}; choose from {', '.join(TABLE2_SETS)}")
+    if str(data) != "seal-eval":
+        raise ValueError(f"SELF_EDITS={spec!r} trains on the paper's self-edits, written for its evaluation "
+                         f"passages, but DATA={str(data)!r}. Set DATA = \"seal-eval\" (or run with --profile "
+                         "paper-replay), or keep these passages with SELF_EDITS = \"own\"")
+    if not 1 <= k <= 5:
+        raise ValueError(f"K={k}: with SELF_EDITS={spec!r} K counts the paper's self-edits per passage "
+                         "(the first K of its 5); choose 1 to 5 (1 is the paper's protocol)")
+    return sets
+
+
+def reference_edits(sets: list[str], passages, k: int) -> pd.DataFrame:
+    """The first `k` self-edits per passage of each set, one table with a `condition` column per set."""
+    tables = [load_reference_self_edits(s, passages).assign(condition=f"seal-reference:{s}") for s in sets]
+    return pd.concat([t[t["sample"] < k] for t in tables], ignore_index=True)
+
+
+def paper_accuracy(condition: str, passage_ids: list[str]) -> dict:
+    """The paper's figure for one of our conditions: GPT-4.1's verdicts averaged per passage over
+    `passage_ids` (like for like with a run on those passages) and over all 200 as published; None
+    where the paper has no such condition."""
+    if condition not in PAPER_RUNS:
+        return {"paper_these_passages": None, "paper_all_200": None}
+    run, kind = PAPER_RUNS[condition]
+    graded = load_graded(run)
+    here = graded[(graded.kind == kind) & graded.passage_id.isin(passage_ids)]
+    return {"paper_these_passages": float(here.groupby("passage_id").reference_correct.mean().mean()),
+            "paper_all_200": graded.attrs["overall"][f"{kind}_mean_accuracy"]}

@@ -91,7 +91,7 @@ def split_self_edit(self_edit: str, config: DocumentConfig) -> list[str]:
             pieces += [p.strip() for p in _QUESTION.split(block)]  # keep each Q/A pair together
         elif config.split_lines:
             lines = [line.strip() for line in block.splitlines() if line.strip()]
-            if config.drop_filler and lines and lines[0].endswith(":"):
+            if config.drop_filler and lines and lines[0].strip("*_# ").endswith(":"):  # also "**Implications:**"
                 lines = lines[1:]
             pieces += lines
         else:

@@ -8,7 +8,12 @@ import papermill
 import pytest
 from conftest import CHROMIUM
 
+from seal_kit import profiles
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "seal_reference"
+needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"SEAL reference data not found at {REFERENCE}; "
+                                     "the replay of the paper's self-edits reads its passages, self-edits and verdicts")
 
 
 def run_notebook(name, run_dir, **parameters):
@@ -48,10 +53,66 @@ def test_knowledge_incorporation(tmp_path):
     assert set(metrics["accuracy"]) == {"base", "passage", "self_edit", "self_edit_best"}
     assert all(0.0 <= v <= 1.0 for v in metrics["accuracy"].values())
     assert metrics["accuracy"]["self_edit_best"] >= metrics["accuracy"]["self_edit"]
+    for name, condition in metrics["conditions"].items():
+        assert condition["ci_low"] <= condition["accuracy"] <= condition["ci_high"], name
+        assert condition["paper_all_200"] is None and condition["paper_these_passages"] is None  # built-in passages
+    assert set(metrics["accuracy_by_question"]) == set(metrics["accuracy"])
     lines = (tmp_path / "candidates.jsonl").read_text().splitlines()
     assert len(lines) == 2 + 2 * 2  # passage-only + K self-edits, per passage
     check = exercise_check(tmp_path / "02_knowledge_incorporation.ipynb")
     assert check.startswith("✓ every candidate trained for one epoch"), check
+
+
+PAPER_ALL_200 = {"base": 0.3267, "passage": 0.3351, "seal-reference:base": 0.3968, "seal-reference:gpt4_1": 0.4631,
+                 "seal-reference:iter2": 0.4699}  # the graded runs' `overall`: Table 2 of the paper
+
+
+@pytest.mark.slow
+@needs_reference
+def test_knowledge_incorporation_replays_the_papers_self_edits(tmp_path):
+    from seal_kit.data import load_passages
+    from seal_kit.reference import load_graded, load_reference_self_edits
+
+    metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", DATA="seal-eval",
+                           SELF_EDITS="seal-reference", K=1)
+    passages = load_passages("seal-eval", limit=2)
+    assert metrics["n_passages"] == 2 and metrics["n_questions"] == sum(len(p.questions) for p in passages)
+    conditions = metrics["conditions"]
+    assert list(conditions) == list(PAPER_ALL_200)
+    for name, condition in conditions.items():
+        assert 0.0 <= condition["ci_low"] <= condition["accuracy"] <= condition["ci_high"] <= 1.0, name
+        assert metrics["accuracy"][name] == condition["accuracy"]
+        assert condition["paper_all_200"] == PAPER_ALL_200[name]
+        assert 0.0 <= condition["paper_these_passages"] <= 1.0
+    # The paper on these passages: GPT-4.1's verdicts there, a mean of per-passage means.
+    graded = load_graded("iter2")
+    here = graded[(graded.kind == "adapter") & graded.passage_id.isin([p.id for p in passages])]
+    paper_here = here.groupby("passage_id").reference_correct.mean().mean()
+    assert conditions["seal-reference:iter2"]["paper_these_passages"] == pytest.approx(paper_here)
+    # One inner loop per passage and condition, on each passage's first self-edit of each set (K=1).
+    scored = [json.loads(line) for line in (tmp_path / "candidates.jsonl").read_text().splitlines()]
+    assert len(scored) == 2 * 4 and {r["sample"] for r in scored if r["condition"] != "passage"} == {0}
+    first = next(r for r in scored if r["condition"] == "seal-reference:gpt4_1")
+    assert first["self_edit"] == load_reference_self_edits("gpt4_1", passages[:1]).self_edit[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parameters, message", [
+    ({"SELF_EDITS": "seal-reference"}, r"SELF_EDITS='seal-reference' .* but DATA='builtin'\. Set DATA = \"seal-eval\""),
+    ({"SELF_EDITS": "seal-reference:gpt5", "DATA": "seal-eval"}, r"no reference set 'gpt5'; choose from base, gpt4_1"),
+])
+def test_the_papers_self_edits_are_refused_where_they_do_not_apply(tmp_path, parameters, message):
+    with pytest.raises(papermill.PapermillExecutionError, match=message):
+        run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", **parameters)
+    assert not (tmp_path / "config.yaml").exists()  # refused before the run started
+
+
+def test_the_paper_replay_profile_sets_up_the_replay():
+    header = (profiles.FOLDER / "paper-replay.yaml").read_text().splitlines()[:4]
+    assert any(line.startswith("# Run:") and "seal-kit run 02 --profile paper-replay" in line for line in header)
+    assert profiles.parameters("paper-replay", "02_knowledge_incorporation") == {
+        "MODEL": "embedded", "DATA": "seal-eval", "SELF_EDITS": "seal-reference", "K": 1, "N_PASSAGES": 16}
+    assert profiles.parameters("paper-replay", "03_rest_em") == {}  # a profile for notebook 02 only
 
 
 def test_every_notebook_has_a_commented_parameters_cell():

@@ -45,3 +45,11 @@ def test_live_redraws_carry_no_static_copy(fresh_static, monkeypatch):
         assert plots.StaticCopy().to_mimebundle(figure) == {}
     assert drawn == [] and plots._Static.enabled  # restored after the block
     assert plots.StaticCopy().to_mimebundle(figure) == {"image/png": base64.b64encode(PNG_MAGIC).decode()}
+
+
+def test_accuracy_bars_draw_intervals_as_asymmetric_error_bars():
+    figure = plots.accuracy_bars({"base": 0.2, "passage": 0.5}, intervals={"base": (0.1, 0.4), "passage": (0.5, 0.9)})
+    error = figure.data[0].error_y
+    assert list(error.arrayminus) == pytest.approx([0.1, 0.0]) and list(error.array) == pytest.approx([0.2, 0.4])
+    assert figure.layout.yaxis.range[1] == pytest.approx(0.9 * 1.2)  # the highest whisker stays in view
+    assert plots.accuracy_bars({"base": 0.2}).data[0].error_y.array is None  # no intervals, no error bars

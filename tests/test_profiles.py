@@ -5,7 +5,7 @@ from seal_kit import profiles
 
 
 def test_the_three_profiles_load_and_name_their_command():
-    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper"]
+    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper", "paper-replay"]
     for name in profiles.names():
         spec = profiles.load(name)
         header = (profiles.FOLDER / f"{name}.yaml").read_text().splitlines()[:4]

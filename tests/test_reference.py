@@ -272,3 +272,31 @@ def test_reference_folder_wins_over_cache_and_download(upstream, tmp_path, monke
     monkeypatch.setenv("SEAL_KIT_REFERENCE", str(tmp_path / "mine"))
     assert reference_file("self_edits/base_val.json") == mine / "base_val.json"
     assert requests == []
+
+
+def test_self_edits_parameter_names_sets_and_refuses_what_does_not_fit():
+    assert reference.self_edit_sets("own", "builtin", 2) == []
+    assert reference.self_edit_sets("seal-reference", "seal-eval", 1) == ["base", "gpt4_1", "iter2"]
+    assert reference.self_edit_sets("seal-reference:iter2, gpt4_1", "seal-eval", 5) == ["iter2", "gpt4_1"]
+    with pytest.raises(ValueError, match="DATA='builtin'.*seal-eval"):
+        reference.self_edit_sets("seal-reference", "builtin", 1)
+    with pytest.raises(ValueError, match="no reference set 'gpt5'"):
+        reference.self_edit_sets("seal-reference:gpt5", "seal-eval", 1)
+    with pytest.raises(ValueError, match="K=6"):
+        reference.self_edit_sets("seal-reference", "seal-eval", 6)
+    with pytest.raises(ValueError, match="expected \"own\""):
+        reference.self_edit_sets("mine", "seal-eval", 1)
+
+
+@needs_reference
+def test_reference_edits_and_the_papers_figures_for_our_conditions():
+    passages = load_reference_passages("seal-eval")[:3]
+    edits = reference.reference_edits(["gpt4_1", "iter2"], passages, 2)
+    assert len(edits) == 3 * 2 * 2 and set(edits.condition) == {"seal-reference:gpt4_1", "seal-reference:iter2"}
+    assert set(edits["sample"]) == {0, 1}
+    everything = [p.id for p in load_reference_passages("seal-eval")]
+    gpt = reference.paper_accuracy("seal-reference:gpt4_1", everything)
+    assert gpt["paper_all_200"] == pytest.approx(0.4631)  # Table 2: 46.3
+    assert gpt["paper_these_passages"] == pytest.approx(0.4631, abs=2e-3)  # all 200 passages: the same mean
+    assert reference.paper_accuracy("base", everything)["paper_all_200"] == pytest.approx(0.3267)
+    assert reference.paper_accuracy("self_edit", everything) == {"paper_these_passages": None, "paper_all_200": None}

@@ -42,3 +42,9 @@ def test_generate_self_edits_table(tiny, passage):
     assert edits.tokens.between(0, 12).all() and (edits.seconds > 0).all()
     again = generate_self_edits(model, tokenizer, [passage, passage], "rewrite", cfg, progress=False)
     assert list(again.self_edit) == list(edits.self_edit)  # same seed, same samples
+
+
+def test_a_markdown_heading_is_filler_too(passage):
+    # GPT-4.1's published self-edits open with "**Implications:**": a heading, not a fact to train on
+    docs = training_documents("**Implications:**\n1. Pellin Harbour is the capital of Velmora Island.\n", passage)
+    assert docs.texts[0] == "Velmora Island\nPellin Harbour is the capital of Velmora Island." and docs.from_edit == 1
