@@ -103,6 +103,14 @@ def agreement_table(graders=("contains", "exact_match", "f1")) -> pd.DataFrame:
     return table.drop(columns="accuracy")
 
 
+def judge_consistency(graded: list[pd.DataFrame]) -> dict:
+    """How often the paper's judge gave the same verdict to the same (question, gold, answer) judged more
+    than once across runs: a ceiling for any grader's agreement with it."""
+    seen = pd.concat(graded).groupby(["question", "answer", "prediction"]).reference_correct.agg(["nunique", "size"])
+    repeated = seen[seen["size"] > 1]
+    return {"repeated_answers": int(len(repeated)), "same_verdict": round(float((repeated["nunique"] == 1).mean()), 4)}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["fit"]:
@@ -113,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {WEIGHTS} ({weights['n']} judged answers of {', '.join(weights['fitted_on'])})")
         return 0
     if argv[:1] == ["table"]:
+        from .reference import load_graded
+
         print(agreement_table().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print("GPT-4.1 on answers it judged more than once:", judge_consistency([load_graded(c) for c in CONDITIONS]))
         return 0
     print("usage: python -m seal_kit.agreement fit | table", file=sys.stderr)
     return 2

@@ -46,12 +46,16 @@ def _with_profile(parameters: dict, profile: str | None, notebook: str) -> dict:
     return {**profiles.parameters(profile, find_notebook(notebook).stem), **parameters}
 
 
-def _grade_agreement(file: str, grader: str) -> dict:
+def _grade_agreement(file: str, grader: str, limit: int | None = None) -> dict:
     from .agreement import agreement
     from .graders import FittedGrader
     from .reference import load_graded
 
     graded = load_graded(file)
+    if limit is not None:
+        if limit < 1:
+            raise ValueError(f"--limit must be a positive number of answers, got {limit}")
+        graded = graded.sample(n=min(limit, len(graded)), random_state=0).sort_index()
     result = agreement(grader, graded)
     if grader == "fitted" and str(graded.condition.iloc[0]) in FittedGrader().weights["fitted_on"]:
         result["note"] = ("in sample: the shipped weights were fitted on this file's verdicts; "
@@ -81,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
     agree = sub.add_parser("grade-agreement", help="how a grader agrees with GPT-4.1's verdicts in a graded file")
     agree.add_argument("file", help="a graded file of the paper's (base, naive, gpt4_1, iter2, cpt_base, ...) or a path")
-    agree.add_argument("--grader", default=DEFAULT_GRADER, help="contains, exact_match, f1, fitted or judge:<model>")
+    agree.add_argument("--grader", default=DEFAULT_GRADER,
+                       help="contains, exact_match, f1, fitted, judge:<model> or local:<model> (e.g. local:embedded)")
+    agree.add_argument("--limit", type=int, help="score a random sample of this many answers (seed 0), for slow judges")
 
     listing = sub.add_parser("runs", help="list run directories with their status")
     listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
@@ -116,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"summary: {Path(out) / 'summary.csv'}; run again with --out {out} to retry failures")
             return 1 if len(failed) else 0
         if args.command == "grade-agreement":
-            print(json.dumps(_grade_agreement(args.file, args.grader)))
+            print(json.dumps(_grade_agreement(args.file, args.grader, args.limit)))
             return 0
         table = list_runs(args.root or outputs_root())
         print(table.to_string(index=False) if len(table) else f"no runs under {args.root or outputs_root()}")

@@ -285,6 +285,11 @@ def get_grader(grader: str | Grader) -> Grader:
         return GRADERS[grader]
     if isinstance(grader, str) and grader.startswith("judge:") and grader[len("judge:"):]:
         return OpenAIJudge(model=grader[len("judge:"):])
+    if isinstance(grader, str) and grader.startswith("local:") and grader[len("local:"):]:
+        from .models import load_model  # a judge model of its own, beside the one being adapted
+
+        return LocalJudge(*load_model(grader[len("local:"):]))
     raise ValueError(f"Unknown grader {grader!r}: use one of {sorted(GRADERS)}, 'judge:<model>' (e.g. "
-                     "'judge:gpt-4.1', an OpenAI-compatible endpoint), a LocalJudge, or any callable "
+                     "'judge:gpt-4.1', an OpenAI-compatible endpoint), 'local:<model>' (a local yes/no judge, e.g. "
+                     "'local:embedded'), a LocalJudge, or any callable "
                      "(predictions, answers, questions) -> list[float]")

@@ -121,3 +121,19 @@ def test_grade_agreement_names_a_missing_file(capsys):
 def test_module_command_refuses_unknown_verbs(capsys):
     assert agreement_module.main(["bogus"]) == 2
     assert "fit | table" in capsys.readouterr().err
+
+
+def test_judge_consistency_counts_repeated_answers():
+    again = TOY.assign(reference_correct=[True, False, True, True])  # the "1622" answer judged the other way
+    result = agreement_module.judge_consistency([TOY, again])
+    assert result == {"repeated_answers": 4, "same_verdict": 0.75}
+
+
+@needs_reference
+def test_grade_agreement_on_a_sample_with_a_local_judge(capsys):
+    # the tiny random model is no judge: this checks the plumbing (a model-backed grader by name, --limit)
+    assert main(["grade-agreement", "iter2", "--grader", "local:tiny", "--limit", "12"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["grader"] == "local:tiny" and result["n"] == 12
+    assert main(["grade-agreement", "iter2", "--limit", "0"]) == 2
+    assert "--limit" in capsys.readouterr().err
