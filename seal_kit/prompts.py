@@ -9,7 +9,7 @@ template) get it as the user turn of a chat; base models get it as a plain compl
 """
 from __future__ import annotations
 
-from .data import Passage
+from .passages import Passage
 
 # Our wording of the paper's families; each ends with the cue the self-edit continues from.
 SELF_EDIT_PROMPTS = {

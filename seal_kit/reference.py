@@ -36,7 +36,7 @@ import pandas as pd
 from filelock import FileLock
 from tqdm.auto import tqdm
 
-from .data import DataError, Passage, parse_passages
+from .passages import DataError, Passage, parse_passages
 from .models import cache_dir
 
 SEAL_COMMIT = "4cb1e7d"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .data import Passage
+from .passages import Passage
 from .backends import check_backend, generate_with
 from .prompts import self_edit_prompt
 
