@@ -13,8 +13,8 @@ applies wherever that config is used.
 rows (text, tokens, seconds) in prompt order, from the model as it stands: with "hf", `model` itself
 (`route` may send each batch's rows through their own adapters, see `generation.generate`); with
 "vllm", the base weights from `model.name_or_path` (weights changed in memory only, such as a merged
-update, are not seen) plus `model`'s active LoRA adapter when it is switched on, saved to a temporary
-folder first. `adapters` (vllm only) instead names a saved adapter folder per prompt, or None for the
+update, are not seen) plus, for a PeftModel, its active adapter when it is switched on, saved to a
+temporary folder first. `adapters` (vllm only) instead names a saved adapter folder per prompt, or None for the
 base: the K adapted models of a round are evaluated in one call.
 """
 from __future__ import annotations
@@ -69,11 +69,12 @@ def vllm_generate(model_path: str, prompts: list[str], *, max_new_tokens: int, t
 
 
 def save_active_adapter(model, folder) -> str | None:
-    """The LoRA adapter `model` generates with, saved in peft format under `folder`, and the folder it
-    landed in; None for a plain model or one whose adapters are switched off (it generates as its base)."""
+    """The adapter a peft model generates with, saved in peft format under `folder`, and the folder it
+    landed in; None for a model that is no PeftModel or whose adapters are switched off (its base)."""
+    from peft import PeftModel
     from peft.tuners.tuners_utils import BaseTunerLayer
 
-    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)] if hasattr(model, "peft_config") else []
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)] if isinstance(model, PeftModel) else []
     if not layers or any(layer.disable_adapters for layer in layers):
         return None
     name = model.active_adapter
