@@ -5,7 +5,3 @@ The data flow, module by module:
     -> inner_loop (LoRA adapter) -> reward (a task's score of the adapted model; knowledge: closed-book
     answers, graders) -> rest_em (kept edits -> generator update -> next round) -> runs, plots, review
 """
-import warnings
-
-# peft still calls a transformers property deprecated in 5.x; the warning is noise for our users.
-warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)

@@ -1,24 +1,33 @@
-"""Generation backends: "hf" (transformers' generate, the default and the only one CI needs) or
-"vllm" (GPU; `pip install 'seal-kit[vllm]'`), chosen by `SamplingConfig.backend` / `EvalConfig.backend`.
+"""Generation backends and the kit's one generation entry point, `generate_with`: self-edit sampling,
+closed-book answering, ARC inference and the local judge all generate through it, so the backend
+named in `SamplingConfig.backend`, `EvalConfig.backend`, `ArcConfig.backend` or `LocalJudge(backend=)`
+applies wherever that config is used.
 
     from seal_kit.backends import generate_with
+    outs = generate_with("hf", model, tokenizer, prompts, max_new_tokens=64)        # greedy, the model as it stands
     outs = generate_with("vllm", model, tokenizer, prompts, max_new_tokens=256, temperature=1.0,
                          top_p=0.95, seed=0, adapters=["runs/x/round-0/generator/generator", None, ...])
 
-Both return `generation.Generation` rows (text, tokens, seconds) in prompt order. vLLM serves the
-base model from its folder or hub id (`model.name_or_path`) once per process, and LoRA adapters
-from their saved peft folders, one per prompt if wanted: the K adapted models of a round are
-evaluated in one call. With "hf", adapters must already be in `model` (the caller routes them).
+"hf" is transformers' generate (`generation.generate`, the default and the only one CI needs);
+"vllm" needs a CUDA machine (`pip install 'seal-kit[vllm]'`). Both return `generation.Generation`
+rows (text, tokens, seconds) in prompt order, from the model as it stands: with "hf", `model` itself
+(`route` may send each batch's rows through their own adapters, see `generation.generate`); with
+"vllm", the base weights from `model.name_or_path` (weights changed in memory only, such as a merged
+update, are not seen) plus, for a PeftModel, its active adapter when it is switched on, saved to a
+temporary folder first. `adapters` (vllm only) instead names a saved adapter folder per prompt, or None for the
+base: the K adapted models of a round are evaluated in one call.
 """
 from __future__ import annotations
 
+import itertools
+import tempfile
 import time
 from pathlib import Path
 
 from .generation import Generation, generate
 
-BACKENDS = ("hf", "vllm")
 _ENGINES: dict = {}
+_LORA_IDS = itertools.count(1)  # vLLM caches an adapter under its id for the engine's life: never reuse one
 
 
 def check_backend(name: str, owner: str) -> None:
@@ -27,9 +36,10 @@ def check_backend(name: str, owner: str) -> None:
 
 
 def vllm_engine(model_path: str, max_lora_rank: int = 64, max_loras: int = 8, gpu_memory_utilization: float = 0.4):
-    """One vLLM engine per base model and process, with LoRA serving on (it shares the GPU with the
-    HF model that trains, hence the memory share)."""
-    key = (model_path, max_lora_rank, max_loras)
+    """One vLLM engine per base model and LoRA rank in a process, with LoRA serving on (it shares the
+    GPU with the HF model that trains, hence the memory share). A call with more adapters than
+    `max_loras` still runs: vLLM schedules at most that many adapters per batch."""
+    key = (model_path, max_lora_rank)
     if key not in _ENGINES:
         try:
             from vllm import LLM
@@ -46,10 +56,10 @@ def vllm_generate(model_path: str, prompts: list[str], *, max_new_tokens: int, t
     from vllm.lora.request import LoRARequest
 
     folders = sorted({str(Path(a)) for a in adapters or [] if a})
-    ids = {folder: n + 1 for n, folder in enumerate(folders)}  # vLLM wants a positive int id per adapter
+    ids = {folder: next(_LORA_IDS) for folder in folders}  # a folder's weights may differ from one call to the next
     requests = [LoRARequest(f"adapter-{ids[str(Path(a))]}", ids[str(Path(a))], str(Path(a))) if a else None
                 for a in adapters] if adapters else None
-    engine = vllm_engine(model_path, max_lora_rank, max_loras=max(len(folders), 1))
+    engine = vllm_engine(model_path, max_lora_rank)
     params = SamplingParams(max_tokens=max_new_tokens, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
                             seed=seed)
     began = time.perf_counter()
@@ -58,16 +68,54 @@ def vllm_generate(model_path: str, prompts: list[str], *, max_new_tokens: int, t
     return [Generation(o.outputs[0].text.strip(), len(o.outputs[0].token_ids), share) for o in outs]
 
 
-def generate_with(backend: str, model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0,
-                  top_p: float = 1.0, seed: int = 0, batch_size: int = 8, adapters: list[str | None] | None = None,
-                  max_lora_rank: int = 64, desc: str = "generating", progress: bool = True) -> list[Generation]:
-    """Generate with the named backend; `adapters` (vllm only) names a saved adapter folder per prompt."""
-    check_backend(backend, "generate_with")
-    if backend == "vllm":
-        return vllm_generate(model.name_or_path, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
-                             top_p=top_p, seed=seed, adapters=adapters, max_lora_rank=max_lora_rank)
+def save_active_adapter(model, folder) -> str | None:
+    """The adapter a peft model generates with, saved in peft format under `folder`, and the folder it
+    landed in; None for a model that is no PeftModel or whose adapters are switched off (its base)."""
+    from peft import PeftModel
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    layers = [m for m in model.modules() if isinstance(m, BaseTunerLayer)] if isinstance(model, PeftModel) else []
+    if not layers or any(layer.disable_adapters for layer in layers):
+        return None
+    name = model.active_adapter
+    model.save_pretrained(str(folder), selected_adapters=[name])
+    return str(Path(folder) if name == "default" else Path(folder) / name)  # peft nests all but "default"
+
+
+def _hf(model, tokenizer, prompts, *, adapters, max_lora_rank, **options) -> list[Generation]:
     if adapters is not None and any(adapters):
         raise ValueError("the hf backend generates with the adapters already in the model; saved adapter folders "
                          "are for the vllm backend")
-    return generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                    batch_size=batch_size, seed=seed, desc=desc, progress=progress)
+    return generate(model, tokenizer, prompts, **options)
+
+
+def _vllm(model, tokenizer, prompts, *, max_new_tokens, temperature, top_p, seed, adapters, max_lora_rank, route,
+          **hf_only) -> list[Generation]:  # batch_size, desc, progress: vLLM batches by itself
+    if route is not None:
+        raise ValueError("route is for the hf backend; the vllm backend routes prompts through saved adapter "
+                         "folders (adapters=[...])")
+    options = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                   max_lora_rank=max_lora_rank)
+    if adapters is not None:
+        return vllm_generate(model.name_or_path, prompts, adapters=adapters, **options)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_active_adapter(model, tmp)
+        return vllm_generate(model.name_or_path, prompts, adapters=[folder] * len(prompts) if folder else None,
+                             **options)
+
+
+# name -> function(model, tokenizer, prompts, **the options of generate_with); check_backend reads the names
+BACKENDS = {"hf": _hf, "vllm": _vllm}
+
+
+def generate_with(backend: str, model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0,
+                  top_p: float = 1.0, seed: int = 0, batch_size: int = 8, adapters: list[str | None] | None = None,
+                  max_lora_rank: int = 64, route=None, desc: str = "generating",
+                  progress: bool = True) -> list[Generation]:
+    """One completion per prompt from the model as it stands, generated by the named backend;
+    temperature 0 means greedy. `adapters` (vllm) names a saved adapter folder per prompt, `route`
+    (hf) the context each batch generates in; `max_lora_rank` (vllm) bounds the adapters' rank."""
+    check_backend(backend, "generate_with")
+    return BACKENDS[backend](model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                             top_p=top_p, seed=seed, batch_size=batch_size, adapters=adapters,
+                             max_lora_rank=max_lora_rank, route=route, desc=desc, progress=progress)

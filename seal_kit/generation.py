@@ -1,4 +1,5 @@
-"""Batched generation shared by self-edit sampling and closed-book answering.
+"""The "hf" generation backend: batched transformers generate. The kit's code reaches it through
+`backends.generate_with`, which dispatches on the backend a config names.
 
     from seal_kit.generation import generate
     outs = generate(model, tokenizer, prompts, max_new_tokens=64)                 # greedy

@@ -98,17 +98,21 @@ class _YesNoJudge:
 
 
 class LocalJudge(_YesNoJudge):
-    """A local model answering yes/no to JUDGE_PROMPT, greedily; no network, no cost."""
+    """A local model answering yes/no to JUDGE_PROMPT, greedily; no network, no cost. `backend`: what the
+    replies are generated with, hf or vllm (GPU), as in `backends.generate_with`."""
 
-    def __init__(self, model, tokenizer, batch_size: int = 16):
-        self.model, self.tokenizer, self.batch_size = model, tokenizer, batch_size
+    def __init__(self, model, tokenizer, batch_size: int = 16, backend: str = "hf"):
+        from .backends import check_backend
+
+        check_backend(backend, "LocalJudge")
+        self.model, self.tokenizer, self.batch_size, self.backend = model, tokenizer, batch_size, backend
 
     def replies(self, prompts: list[str]) -> list[str]:
-        from .generation import generate
+        from .backends import generate_with
         from .prompts import render
 
-        outs = generate(self.model, self.tokenizer, [render(self.tokenizer, p) for p in prompts], max_new_tokens=3,
-                        batch_size=self.batch_size, desc="judging", progress=False)
+        outs = generate_with(self.backend, self.model, self.tokenizer, [render(self.tokenizer, p) for p in prompts],
+                             max_new_tokens=3, batch_size=self.batch_size, desc="judging", progress=False)
         return [o.text for o in outs]
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from .backends import check_backend, generate_with
 from .data import Passage
-from .generation import generate
 from .graders import Grader, get_grader
 from .inner_loop import InnerLoop, InnerLoopConfig
 from .prompts import question_prompt, self_edit_prompt
@@ -33,7 +32,8 @@ class EvalConfig:
     max_new_tokens: int = field(default=64, metadata={"help": "longest answer (paper: 64)"})
     batch_size: int = field(default=16, metadata={"help": "questions answered together"})
     backend: str = field(default="hf", metadata={
-        "help": "hf, or vllm (GPU, the [vllm] extra) for answering with many batched-inner-loop adapters at once"})
+        "help": "what every answer is generated with: hf, or vllm (GPU, the [vllm] extra; a batched inner "
+                "loop's adapters are then answered in one call)"})
 
     def __post_init__(self):
         check_backend(self.backend, "EvalConfig")
@@ -67,8 +67,7 @@ class KnowledgeTask(SelfEditTask):
         items = [(p.title, qa) for p in passages for qa in p.questions]
         prompts = [question_prompt(self.tokenizer, t, qa.question) for t, qa in items]
         if lora is None:
-            outs = generate(self.inner.model, self.tokenizer, prompts, max_new_tokens=self.evaluation.max_new_tokens,
-                            batch_size=self.evaluation.batch_size, desc="answering", progress=False)
+            outs = self._generate(prompts, batch_size=self.evaluation.batch_size)
         else:
             owners = [k for p, k in zip(passages, adapters) for _ in p.questions]
             outs = self._answer_routed(prompts, owners, lora)
@@ -82,6 +81,12 @@ class KnowledgeTask(SelfEditTask):
             start += n
         return results
 
+    def _generate(self, prompts: list[str], **options):
+        """Every answer comes from here: the model as it stands, under EvalConfig.backend."""
+        return generate_with(self.evaluation.backend, self.inner.model, self.tokenizer, prompts,
+                             max_new_tokens=self.evaluation.max_new_tokens, max_lora_rank=self.inner.config.rank,
+                             desc="answering", progress=False, **options)
+
     def _answer_routed(self, prompts: list[str], owners: list[int], lora):
         """Prompt n answered by BatchedLoRA adapter owners[n]: rows routed in one HF generation, or each
         adapter saved and served by vLLM (EvalConfig.backend)."""
@@ -92,12 +97,9 @@ class KnowledgeTask(SelfEditTask):
                     lora.load(k)
                     folders[k] = str(Path(tmp) / f"candidate-{k}")
                     self.inner.save_adapter(folders[k])
-                return generate_with("vllm", self.inner.model, self.tokenizer, prompts,
-                                     max_new_tokens=self.evaluation.max_new_tokens,
-                                     adapters=[folders[k] for k in owners], max_lora_rank=self.inner.config.rank)
-        return generate(self.inner.model, self.tokenizer, prompts, max_new_tokens=self.evaluation.max_new_tokens,
-                        batch_size=self.evaluation.batch_size * len(set(owners)),  # each question's copies together
-                        desc="answering", progress=False, route=lambda chunk: lora.rows([owners[i] for i in chunk]))
+                return self._generate(prompts, adapters=[folders[k] for k in owners])
+        batch = self.evaluation.batch_size * len(set(owners))  # each question's copies together
+        return self._generate(prompts, batch_size=batch, route=lambda chunk: lora.rows([owners[i] for i in chunk]))
 
     # The three steps the outer loop needs (see reward.SelfEditTask).
     def self_edit_prompt(self, passage: Passage) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -130,12 +131,19 @@ def load_tokenizer(spec: str = "embedded"):
     return tokenizer
 
 
+def quiet_known_warnings() -> None:
+    """Silence the warnings our users cannot act on (called when a model is loaded, not at import):
+    peft still reads a transformers property deprecated in 5.x whenever it wraps a model."""
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
 def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0, **config_overrides):
     """Resolve `spec` ("embedded", "tiny", a HF id or a local folder) to (model, tokenizer).
 
     The model is in eval mode on cuda+bf16 when available, else CPU+fp32. `seed` only matters for
     "tiny", whose weights are random; `config_overrides` change the tiny model's config.
     """
+    quiet_known_warnings()
     device, dtype = pick_device(device)
     tokenizer = load_tokenizer(spec)
     if spec == "tiny":

@@ -17,6 +17,7 @@ one); without a browser, figures are interactive only and a warning says so once
 from __future__ import annotations
 
 import base64
+import functools
 import sys
 import time
 import warnings
@@ -34,6 +35,27 @@ from plotly.offline import get_plotlyjs
 from .runs import atomic_write
 
 
+def static_copies() -> None:
+    """Make figures shown in a Jupyter kernel carry a PNG beside plotly's interactive output: adds our
+    renderer to plotly's defaults, once. Outside a kernel it changes nothing, so a script's fig.show()
+    keeps plotly's own choice and pays for no PNG. Every figure built here calls it, so importing
+    this module leaves plotly as it was."""
+    if "seal_kit_png" not in pio.renderers:
+        pio.renderers["seal_kit_png"] = StaticCopy()
+    if "ipykernel" in sys.modules and "seal_kit_png" not in pio.renderers.default:
+        pio.renderers.default = "+".join(filter(None, [pio.renderers.default or "plotly_mimetype", "seal_kit_png"]))
+
+
+def _figure(build: Callable[..., go.Figure]) -> Callable[..., go.Figure]:
+    """A figure builder whose figures, once shown, carry their static copy (see `static_copies`)."""
+    @functools.wraps(build)
+    def built(*args, **kwargs) -> go.Figure:
+        static_copies()
+        return build(*args, **kwargs)
+    return built
+
+
+@_figure
 def accuracy_bars(accuracy: dict[str, float], title: str = "Closed-book accuracy",
                   intervals: dict[str, tuple[float, float]] | None = None) -> go.Figure:
     """One bar per condition; `intervals` (condition -> (low, high)) draws them as error bars, and the
@@ -56,6 +78,7 @@ def accuracy_bars(accuracy: dict[str, float], title: str = "Closed-book accuracy
 ARC_COLORS = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", "#F012BE", "#FF851B", "#7FDBFF", "#870C25"]
 
 
+@_figure
 def arc_grids(grids: dict, title: str = "") -> go.Figure:
     """ARC grids side by side as heatmaps in ARC colours; a None grid (no prediction) leaves its panel empty."""
     from plotly.subplots import make_subplots
@@ -78,6 +101,7 @@ def arc_grids(grids: dict, title: str = "") -> go.Figure:
     return fig
 
 
+@_figure
 def summary_table(table: pd.DataFrame, title: str = "") -> go.Figure:
     """A results table as a plotly table (readable in a saved HTML file); floats to 3 decimals."""
     shown = table.drop(columns=[c for c in ("run_dir",) if c in table])
@@ -87,6 +111,7 @@ def summary_table(table: pd.DataFrame, title: str = "") -> go.Figure:
     return fig
 
 
+@_figure
 def forgetting_heatmap(matrix: list[list[float | None]], title: str = "Accuracy after each edit") -> go.Figure:
     """Rows: after edit i; columns: passage j; blank above the diagonal (not edited yet)."""
     n = len(matrix)
@@ -99,6 +124,7 @@ def forgetting_heatmap(matrix: list[list[float | None]], title: str = "Accuracy 
     return fig
 
 
+@_figure
 def retention_curves(curves: dict[str, list[float]], title: str = "Accuracy on the first passage as edits pile up") -> go.Figure:
     fig = go.Figure([go.Scatter(y=values, mode="lines+markers", name=name) for name, values in curves.items()])
     fig.update_layout(title=title, xaxis_title="edits applied after it", yaxis=dict(title="accuracy", range=[0, 1.05]),
@@ -106,12 +132,14 @@ def retention_curves(curves: dict[str, list[float]], title: str = "Accuracy on t
     return fig
 
 
+@_figure
 def loss_curves(curves: dict[str, list[float]], title: str = "Inner-loop loss") -> go.Figure:
     fig = go.Figure([go.Scatter(y=losses, mode="lines", name=name) for name, losses in curves.items()])
     fig.update_layout(title=title, xaxis_title="step", yaxis_title="loss", template="plotly_white", height=380)
     return fig
 
 
+@_figure
 def reward_curve(rounds: pd.DataFrame, title: str = "ReST-EM: reward over rounds") -> go.Figure:
     """Mean and best-of-K reward on training contexts, held-out accuracy, and the base model's lines."""
     x = rounds["round"].tolist()
@@ -127,6 +155,7 @@ def reward_curve(rounds: pd.DataFrame, title: str = "ReST-EM: reward over rounds
     return fig
 
 
+@_figure
 def reward_distribution(candidates: pd.DataFrame, title: str = "Reward of the sampled self-edits") -> go.Figure:
     """One box per round over the training candidates' rewards (points shown: K and N are small)."""
     train = candidates[candidates["split"] == "train"]
@@ -136,6 +165,7 @@ def reward_distribution(candidates: pd.DataFrame, title: str = "Reward of the sa
     return fig
 
 
+@_figure
 def scoring_progress(records: list[dict], title: str = "Self-edits scored so far") -> go.Figure:
     """Every scored (candidate, seed) in order, one colour per round and split: what the live view redraws."""
     table = pd.DataFrame(records, columns=["round", "split", "reward"])
@@ -222,8 +252,3 @@ class StaticCopy(MimetypeRenderer):
         png = static_png(fig_dict) if _Static.enabled else None
         return {"image/png": base64.b64encode(png).decode()} if png else {}
 
-
-pio.renderers["seal_kit_png"] = StaticCopy()
-# Only inside a Jupyter kernel: a script's fig.show() keeps plotly's own choice and pays for no PNG.
-if "ipykernel" in sys.modules and "seal_kit_png" not in pio.renderers.default:
-    pio.renderers.default = "+".join(filter(None, [pio.renderers.default or "plotly_mimetype", "seal_kit_png"]))

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from seal_kit.arc import few_shot
+from seal_kit import backends
 from seal_kit.arc.augment import IDENTITY, Dihedral
 from seal_kit.arc.data import ArcDataError, ArcTask, Example, grid_to_text, load_tasks
 from seal_kit.arc.edit import TTTConfig
@@ -134,13 +134,13 @@ def test_evaluate_votes_over_views_and_maps_answers_back(setting, monkeypatch):
             return [Generation(grid_to_text(grid_for_view(v)), 9, 0.0) for v in views]
         return fake_generate
 
-    monkeypatch.setattr(few_shot, "generate", answer_with(lambda v: v.apply(gold)))  # right in every frame
+    monkeypatch.setitem(backends.BACKENDS, "hf", answer_with(lambda v: v.apply(gold)))  # right in every frame
     assert setting.evaluate(task)["reward"] == 1.0
-    monkeypatch.setattr(few_shot, "generate", answer_with(lambda v: gold))  # right only unrotated: still voted in
+    monkeypatch.setitem(backends.BACKENDS, "hf", answer_with(lambda v: gold))  # right only unrotated: still voted in
     result = setting.evaluate(task)
     assert result["reward"] == 1.0 and result["attempts"][0][0] == grid_to_text(gold)
     wrong = tuple(tuple((c + 1) % 10 for c in row) for row in gold)
-    monkeypatch.setattr(few_shot, "generate", answer_with(lambda v: v.apply(wrong)))
+    monkeypatch.setitem(backends.BACKENDS, "hf", answer_with(lambda v: v.apply(wrong)))
     assert setting.evaluate(task) == {"reward": 0.0, "solved": [False], "attempts": [[grid_to_text(wrong)]]}
 
 

@@ -1,12 +1,45 @@
 """Static copies of figures: what keeps a saved notebook's plots visible without re-running it."""
 import base64
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 
 from seal_kit import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+IMPORT_EVERYTHING = """
+import importlib, pkgutil, sys, types, warnings
+sys.modules["ipykernel"] = types.ModuleType("ipykernel")  # as inside a Jupyter kernel
+callers = []
+for name in ("filterwarnings", "simplefilter"):
+    def spy(*args, _real=getattr(warnings, name), **kwargs):
+        callers.append(sys._getframe(1).f_globals.get("__name__", ""))
+        return _real(*args, **kwargs)
+    setattr(warnings, name, spy)
+import plotly.io as pio
+default = pio.renderers.default
+import seal_kit
+for module in pkgutil.walk_packages(seal_kit.__path__, "seal_kit."):
+    importlib.import_module(module.name)
+ours = [c for c in callers if c.startswith("seal_kit")]
+assert not ours, f"warning filters set at import by {ours}"
+assert pio.renderers.default == default and "seal_kit_png" not in pio.renderers, pio.renderers.default
+from seal_kit import plots
+plots.loss_curves({"edit 0": [2.0, 1.0]})
+assert pio.renderers.default.endswith("+seal_kit_png"), pio.renderers.default
+"""
+
+
+def test_importing_the_kit_leaves_plotly_and_warning_filters_alone():
+    """No import-time side effects, even in a Jupyter kernel: our renderer joins plotly's defaults when
+    a figure is built, and warning filters are set when a model is loaded (models.load_model)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", IMPORT_EVERYTHING], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.fixture

@@ -25,10 +25,10 @@ import math
 from dataclasses import dataclass, field, fields
 
 from .augment import IDENTITY, Transform, basic, chain, repeat, size
+from .ttt import STRATEGIES
 
 OK, BAD_JSON, INVALID_EDIT, OVER_BUDGET = "ok", "bad_json", "invalid_edit", "over_budget"
 DATA_GENERATION, TRAINING = "data_generation", "training"
-STRATEGIES = ("all_tokens", "output_only")
 
 
 def _tool(text: str):

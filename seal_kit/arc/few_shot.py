@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from ..generation import generate
+from ..backends import check_backend, generate_with
 from ..inner_loop import InnerLoop, InnerLoopConfig
 from ..prompts import render
 from ..reward import InnerJob, SelfEditTask
@@ -49,8 +49,10 @@ class ArcConfig:
     max_new_tokens: int = field(default=1024, metadata={"help": "longest answer grid, in tokens"})
     batch_size: int = field(default=8, metadata={"help": "views answered together"})
     seed: int = field(default=0, metadata={"help": "seeds the shuffle and colour permutations of augmentation"})
+    backend: str = field(default="hf", metadata={"help": "what answers are generated with: hf, or vllm (GPU)"})
 
     def __post_init__(self):
+        check_backend(self.backend, "ArcConfig")
         inference_transforms(self.views)  # raises on a bad count
         if self.attempts < 1 or self.max_examples < 1 or self.max_steps < 1 or self.color_permutations < 0:
             raise ValueError(f"ArcConfig needs attempts, max_examples, max_steps >= 1 and color_permutations >= 0; got "
@@ -111,8 +113,9 @@ class ArcFewShot(SelfEditTask):
                 seen = transform_task(ArcTask(task.id, task.train, (query,)), view)
                 keys.append((i, view))
                 prompts.append(task_text(seen.train, seen.test[0].input))
-        outs = generate(self.inner.model, self.tokenizer, prompts, max_new_tokens=self._answer_budget(task),
-                        batch_size=self.config.batch_size, progress=False)
+        outs = generate_with(self.config.backend, self.inner.model, self.tokenizer, prompts,
+                             max_new_tokens=self._answer_budget(task), batch_size=self.config.batch_size,
+                             max_lora_rank=self.inner.config.rank, progress=False)
         predictions = defaultdict(list)
         for (i, view), out in zip(keys, outs):
             predictions[i].append(read_prediction(view, out.text))

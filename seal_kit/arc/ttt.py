@@ -18,7 +18,7 @@ from collections import Counter
 from .augment import IDENTITY, InverseError, Transform, basic
 from .data import ArcDataError, ArcTask, Example, Grid, grid_to_text, text_to_grid
 
-STRATEGIES = ("all_tokens", "output_only")
+STRATEGIES = ("all_tokens", "output_only")  # what the loss covers; a self-edit picks one (edit.TTTConfig.strategy)
 INSTRUCTION = "Find the rule that turns each input grid into its output grid, then apply it to the last input."
 
 
