@@ -27,10 +27,9 @@ import time
 
 import torch
 import torch.nn.functional as F
-from peft.tuners.lora import LoraLayer
 from tqdm.auto import tqdm
 
-from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, InnerLoopResult, checkpointing, encode_examples
+from .inner_loop import ADAPTER, InnerLoop, InnerLoopResult, batch_order, checkpointing, encode_examples
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train_lora uses
 
@@ -40,7 +39,7 @@ class BatchedLoRA:
 
     def __init__(self, inner: InnerLoop):
         self.inner = inner
-        self.layers = [m for m in inner.model.modules() if isinstance(m, LoraLayer) and ADAPTER in m.lora_A]
+        self.layers = inner.slot.layers()
         self.A: list[torch.Tensor] = []  # per layer: (K, r, in)
         self.B: list[torch.Tensor] = []  # per layer: (K, out, r)
         self._owner: torch.Tensor | None = None  # the adapter of each row, or of each packed token
@@ -142,7 +141,8 @@ class BatchedLoRA:
         began = time.perf_counter()
         encoded = [encode_examples(self.inner.tokenizer, examples, config.max_length)
                    for (examples, _, _), config in zip(jobs, configs)]
-        schedules = [_schedule(len(enc), config, seed) for enc, config, (_, seed, _) in zip(encoded, configs, jobs)]
+        schedules = [batch_order(len(enc), config.batch_size, config.epochs, seed)  # as InnerLoop.train visits them
+                     for enc, config, (_, seed, _) in zip(encoded, configs, jobs)]
         self._init([seed for _, seed, _ in jobs])
         params = self.A + self.B
         for p in params:
@@ -190,16 +190,6 @@ class BatchedLoRA:
             for k, n in packed.lengths:
                 tokens[k] += n
         return losses, tokens
-
-
-def _schedule(n: int, config: InnerLoopConfig, seed: int) -> list[list[int]]:
-    """The example indices of each optimiser step, in the order `train_lora` visits them under `seed`."""
-    order_rng = torch.Generator().manual_seed(seed)
-    batches = []
-    for _ in range(config.epochs):
-        order = torch.randperm(n, generator=order_rng).tolist()
-        batches += [order[i:i + config.batch_size] for i in range(0, n, config.batch_size)]
-    return batches
 
 
 @dataclasses.dataclass

@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import yaml
 
+from .adapters import base_weights_restored
 from .data import Passage
-from .inner_loop import ADAPTER, restore_base, snapshot_base, train_lora
+from .generator import GENERATOR, Generator, saved_generator
+from .inner_loop import ADAPTER, train_lora
 from .knowledge import KnowledgeTask
 from .self_edit import DocumentConfig, passage_document, training_documents
 
@@ -61,23 +62,22 @@ def continued_pretraining(task: KnowledgeTask, passages: list[Passage], document
                       "step rounds away on most weights); load the model in fp32 for full=True, or use LoRA",
                       stacklevel=2)
     losses, steps, seconds = [], 0, 0.0
-    snapshot = snapshot_base(inner.model) if config.full and documents else None
+    restored = base_weights_restored(inner.model) if config.full and documents else contextlib.nullcontext()
     try:
-        if documents and config.full:
-            encoded = inner.encode(documents)
-            trained = train_lora(inner.model, encoded, task.tokenizer.pad_token_id,
-                                 dataclasses.replace(inner.config, lr=config.full_lr), None, config.seed, progress,
-                                 desc="continued pretraining (full)")
-        elif documents:
-            trained = inner.train(documents, seed=config.seed, progress=progress)
-        if documents:
-            losses, steps, seconds = trained.losses, trained.steps, trained.seconds
-        context = inner.base_model() if config.full or not documents else contextlib.nullcontext()
-        with context:
-            results = task.answer(passages)
+        with restored:
+            if documents and config.full:
+                encoded = inner.encode(documents)
+                trained = train_lora(inner.model, encoded, task.tokenizer.pad_token_id,
+                                     dataclasses.replace(inner.config, lr=config.full_lr), None, config.seed, progress,
+                                     desc="continued pretraining (full)")
+            elif documents:
+                trained = inner.train(documents, seed=config.seed, progress=progress)
+            if documents:
+                losses, steps, seconds = trained.losses, trained.steps, trained.seconds
+            context = inner.base_model() if config.full or not documents else contextlib.nullcontext()
+            with context:
+                results = task.answer(passages)
     finally:
-        if snapshot is not None:
-            restore_base(inner.model, snapshot)
         inner.reset(config.seed)  # no trained adapter left active behind the caller's back
     scores = [s for r in results for s in r.scores]
     return {"accuracy": sum(scores) / len(scores), "per_passage": [r.accuracy for r in results],
@@ -106,30 +106,16 @@ def read_edits(path: str | Path) -> dict[str, list[str]]:
 def trained_generator(inner, run_dir: str | Path):
     """The generator a ReST-EM run (notebook 03) ended with, on this model: its saved updates are loaded
     (stacked: the last one; merged: each merged in turn) and the base weights restored on exit."""
-    from .rest_em import Generator, GeneratorConfig
-
-    run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
-    if not config_path.exists():
-        raise ValueError(f"{run_dir}: not a run directory (no config.yaml); give the RUN_DIR of a 03_rest_em run")
-    saved = (yaml.safe_load(config_path.read_text()) or {}).get("rest_em", {})
-    def updated(path: Path) -> bool:  # a round's update counts once its summary says so (as RestEM resumes)
-        summary = path.parent / "summary.json"
-        return summary.exists() and bool(json.loads(summary.read_text()).get("updated"))
-    rounds = sorted((p for p in run_dir.glob("round-*/generator") if p.is_dir() and updated(p)),
-                    key=lambda p: int(p.parent.name[6:]))
-    if not saved or not rounds:
+    config, updates = saved_generator(run_dir)
+    if not updates:
         raise ValueError(f"{run_dir}: no generator update saved (round-<r>/generator/); run 03_rest_em there first")
-    config = GeneratorConfig(**saved["generator"])
-    snapshot = snapshot_base(inner.model) if config.update == "merge" else None
-    generator = Generator(inner, config)
-    try:
-        for path in rounds:  # as RestEM resumes: stacked, the last one stands; merged, each is folded in
-            generator.restore(path)
-        with generator.active() as model:
-            yield model
-    finally:
-        if snapshot is not None:
-            restore_base(inner.model, snapshot)
-        inner.model.delete_adapter("generator")
-        inner.model.set_adapter(ADAPTER)
+    with base_weights_restored(inner.model) if config.update == "merge" else contextlib.nullcontext():
+        generator = Generator(inner, config)
+        try:
+            for path in updates:  # as RestEM resumes: stacked, the last one stands; merged, each is folded in
+                generator.restore(path)
+            with generator.active() as model:
+                yield model
+        finally:
+            inner.model.delete_adapter(GENERATOR)
+            inner.model.set_adapter(ADAPTER)

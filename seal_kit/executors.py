@@ -6,19 +6,22 @@ so a resumed run skips what any executor finished.
     InProcess()                                  # default: this process, one candidate at a time
     InProcess(batch=4)                           # 4 candidates' inner loops trained together (seal_kit.batched)
     RayExecutor(partial(load_task, "Qwen/Qwen2.5-0.5B-Instruct"), workers=8)   # one worker per GPU
+    executor.prepare(run.path)                   # before a round: fold in the merged generator updates saved there
     for n, row in executor.score(task, items): ...   # (item index, scored row), in finishing order
 
 A Ray worker builds its own task once with `factory()` (the base model is loaded once per worker)
 and keeps it; the driver's task is only used in-process. Point it at a cluster with
 `RayExecutor(..., address="ray://head:10001")` or `address="auto"` on a node of a running cluster
 (`ray start --head` on one machine, `ray start --address=head:6379` on the others); every node
-needs seal-kit and the model installed at the same paths (HF cache or local folder).
+needs seal-kit and the model installed at the same paths (HF cache or local folder), and the run
+directory on a shared filesystem when generator updates merge (workers read them from it).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
 from .batched import BatchedLoRA
+from .generator import Generator, saved_generator
 
 
 class InProcess:
@@ -30,7 +33,7 @@ class InProcess:
         self.batch = batch
         self._lora: BatchedLoRA | None = None
 
-    def prepare(self, updates: list[str], generator_config) -> None:
+    def prepare(self, run_dir) -> None:
         """In-process the task's model already carries the generator's merged updates."""
 
     def score(self, task, items: list[tuple]) -> Iterator[tuple[int, dict]]:
@@ -56,18 +59,19 @@ class ScoringWorker:
         self.local = InProcess(batch)
         self.generator, self.updates = None, []
 
-    def prepare(self, updates: list[str], generator_config) -> int:
-        from pathlib import Path
-
-        from .rest_em import Generator
-
+    def prepare(self, run_dir: str) -> int:
+        """Fold into this worker's model the merged generator updates `run_dir` holds that it has not yet
+        (a stacked generator never touches the inner loop's base: nothing to do)."""
+        config, updates = saved_generator(run_dir)
+        if config.update != "merge":
+            updates = []
         if updates[:len(self.updates)] != self.updates:
             raise RuntimeError("ScoringWorker: the merged generator updates it already applied are not the start of "
-                               f"{updates}; start a new executor")
+                               f"{[str(u) for u in updates]}; start a new executor")
         if len(updates) > len(self.updates) and self.generator is None:
-            self.generator = Generator(self.task.inner, generator_config)
+            self.generator = Generator(self.task.inner, config)
         for path in updates[len(self.updates):]:
-            self.generator.restore(Path(path))
+            self.generator.restore(path)
             self.task.clear_baselines()
         self.updates = list(updates)
         return len(self.updates)
@@ -104,8 +108,9 @@ class RayExecutor:
         self.workers = [worker.remote(factory, batch, cpus_per_worker) for _ in range(workers)]
         ray.get([w.ready.remote() for w in self.workers])  # fail here, not mid-round, if a model cannot load
 
-    def prepare(self, updates: list[str], generator_config) -> None:
-        self.ray.get([w.prepare.remote(list(updates), generator_config) for w in self.workers])
+    def prepare(self, run_dir) -> None:
+        """Every worker replays the merged generator updates saved in `run_dir` (one filesystem for all)."""
+        self.ray.get([w.prepare.remote(str(run_dir)) for w in self.workers])
 
     def score(self, task, items: list[tuple]) -> Iterator[tuple[int, dict]]:
         """Chunks of `batch` items go to whichever worker is free; rows come back as chunks finish."""

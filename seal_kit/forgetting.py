@@ -19,11 +19,10 @@ import time
 from dataclasses import dataclass, field
 
 import pandas as pd
-from peft import get_peft_model_state_dict, set_peft_model_state_dict
 from tqdm.auto import tqdm
 
+from .adapters import base_weights_restored
 from .data import Passage
-from .inner_loop import ADAPTER, restore_base, snapshot_base
 from .knowledge import KnowledgeTask
 from .self_edit import training_documents
 
@@ -71,38 +70,38 @@ def sequential_edits(task: KnowledgeTask, passages: list[Passage], edits: dict[s
         raise ValueError(f"edits must map each passage id to one self-edit string; passage {wrong[0]!r} has a "
                          f"{type(edits[wrong[0]]).__name__} (from cpt.read_edits, take one: {{k: v[0] for k, v in edits.items()}})")
     inner, rng = task.inner, random.Random(config.seed)
-    snapshot = snapshot_base(inner.model)
     documents = [training_documents(edits[p.id], p, task.documents).texts for p in passages]
     adapters: list[dict] = []
     matrix, steps = [], []
     bar = tqdm(total=len(passages), desc=f"sequential edits ({config.update})", disable=not progress)
     try:
-        for i, passage in enumerate(passages):
-            earlier = rng.sample(range(i), min(config.replay, i))
-            docs = documents[i] + [d for j in sorted(earlier) for d in documents[j]]
-            # stack: go on from the adapter as it stands; merge and route: a fresh adapter per edit
-            trained = inner.train(docs, seed=config.seed + i, fresh=config.update != "stack" or i == 0)
-            began = time.perf_counter()
-            if config.update == "merge":
-                inner.merge()  # θ <- θ + Δ_i; the adapter is zero again
-            if config.update == "route":
-                adapters.append({k: v.clone() for k, v in get_peft_model_state_dict(inner.model, adapter_name=ADAPTER).items()})
-                by_title = {p.title: k for k, p in enumerate(passages[:i + 1])}  # a repeated title: the latest
-                row = []
-                for j in range(i + 1):  # each passage's questions go to the adapter its title names
-                    set_peft_model_state_dict(inner.model, adapters[by_title[passages[j].title]], adapter_name=ADAPTER)
-                    row.append(task.answer([passages[j]])[0].accuracy)
-            else:
-                row = [r.accuracy for r in task.answer(passages[:i + 1])]
-            matrix.append(row + [None] * (len(passages) - i - 1))
-            steps.append({"edit": i, "passage_id": passage.id, "n_documents": len(docs), "replayed": sorted(earlier),
-                          "train_seconds": trained.seconds, "eval_seconds": time.perf_counter() - began})
-            bar.update(1)
-            if on_step:
-                on_step(steps[-1], matrix[-1])
+        with base_weights_restored(inner.model):
+            for i, passage in enumerate(passages):
+                earlier = rng.sample(range(i), min(config.replay, i))
+                docs = documents[i] + [d for j in sorted(earlier) for d in documents[j]]
+                # stack: go on from the adapter as it stands; merge and route: a fresh adapter per edit
+                trained = inner.train(docs, seed=config.seed + i, fresh=config.update != "stack" or i == 0)
+                began = time.perf_counter()
+                if config.update == "merge":
+                    inner.merge()  # θ <- θ + Δ_i; the adapter is zero again
+                if config.update == "route":
+                    adapters.append(inner.slot.state())
+                    by_title = {p.title: k for k, p in enumerate(passages[:i + 1])}  # a repeated title: the latest
+                    row = []
+                    for j in range(i + 1):  # each passage's questions go to the adapter its title names
+                        inner.slot.set_state(adapters[by_title[passages[j].title]])
+                        row.append(task.answer([passages[j]])[0].accuracy)
+                else:
+                    row = [r.accuracy for r in task.answer(passages[:i + 1])]
+                matrix.append(row + [None] * (len(passages) - i - 1))
+                steps.append({"edit": i, "passage_id": passage.id, "n_documents": len(docs),
+                              "replayed": sorted(earlier), "train_seconds": trained.seconds,
+                              "eval_seconds": time.perf_counter() - began})
+                bar.update(1)
+                if on_step:
+                    on_step(steps[-1], matrix[-1])
     finally:
         bar.close()
-        restore_base(inner.model, snapshot)
         inner.reset(config.seed)
     return ForgettingResult(matrix, steps)
 

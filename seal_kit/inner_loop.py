@@ -23,11 +23,11 @@ import warnings
 from dataclasses import dataclass, field
 
 import torch
-from peft import LoraConfig, get_peft_model
-from peft.tuners.lora import LoraLayer
 from tqdm.auto import tqdm
 
-ADAPTER = "default"  # peft saves the "default" adapter at the top of a folder
+from .adapters import DEFAULT, AdapterSlot
+
+ADAPTER = DEFAULT  # the inner loop's adapter slot; peft saves it at the top of a folder
 
 
 @dataclass
@@ -119,7 +119,7 @@ def train_lora(model, encoded: list[Example], pad_id: int, config: InnerLoopConf
                seed: int = 0, progress: bool = False, desc: str = "inner loop") -> InnerLoopResult:
     """SFT of one named LoRA adapter of a peft model (its current weights are the start) on encoded
     examples (`encode_examples`); `adapter=None` fine-tunes every base weight instead, with the adapters
-    switched off (the caller keeps a copy to restore, see `snapshot_base`).
+    switched off (the caller restores them, see `adapters.base_weights_restored`).
 
     The one training mechanism of the kit: the inner loop trains its per-candidate adapter with it, the
     outer loop the generator's, continued pretraining optionally the whole model."""
@@ -158,56 +158,40 @@ def _train(model, encoded, pad_id, config, parameters, seed, progress, desc) -> 
         return _train_steps(model, encoded, pad_id, config, parameters, seed, progress, desc)
 
 
+def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[list[int]]:
+    """The example indices of each optimiser step: every epoch a fresh permutation of the `n` examples
+    under `seed`, cut into batches. The one order both the one-at-a-time and the batched loop follow."""
+    order_rng = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(epochs):
+        order = torch.randperm(n, generator=order_rng).tolist()
+        batches += [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    return batches
+
+
 def _train_steps(model, encoded, pad_id, config, parameters, seed, progress, desc) -> InnerLoopResult:
     began = time.perf_counter()
     torch.manual_seed(seed)  # dropout masks, if any, depend on the seed alone, not on what ran before
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.0)
-    order_rng = torch.Generator().manual_seed(seed)
+    steps = batch_order(len(encoded), config.batch_size, config.epochs, seed)
     losses, tokens = [], 0
-    steps_per_epoch = -(-len(encoded) // config.batch_size)
-    bar = tqdm(total=config.epochs * steps_per_epoch, desc=desc, disable=not progress, leave=False)
+    bar = tqdm(total=len(steps), desc=desc, disable=not progress, leave=False)
     model.train()
     try:
-        for _ in range(config.epochs):
-            order = torch.randperm(len(encoded), generator=order_rng).tolist()
-            for start in range(0, len(order), config.batch_size):
-                batch = collate([encoded[i] for i in order[start:start + config.batch_size]], pad_id)
-                batch = {k: v.to(model.device) for k, v in batch.items()}
-                loss = model(**batch).loss
-                loss.backward()
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                tokens += int(batch["attention_mask"].sum())
-                bar.update(1)
+        for indices in steps:
+            batch = collate([encoded[i] for i in indices], pad_id)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            loss = model(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            tokens += int(batch["attention_mask"].sum())
+            bar.update(1)
     finally:
         bar.close()
         model.eval()
     return InnerLoopResult(losses, len(losses), tokens, time.perf_counter() - began)
-
-
-@torch.no_grad()
-def merge_into_base(model, adapter: str) -> None:
-    """Add a named LoRA adapter's update into the base weights and zero the adapter. Done by hand: peft's
-    own merge is undone whenever adapters are disabled, and baselines disable them."""
-    for layer in model.modules():
-        if isinstance(layer, LoraLayer) and adapter in layer.lora_A:
-            weight = layer.get_base_layer().weight
-            weight += layer.get_delta_weight(adapter).to(weight.dtype)
-            torch.nn.init.zeros_(layer.lora_B[adapter].weight)
-
-
-@torch.no_grad()
-def snapshot_base(model) -> dict[str, torch.Tensor]:
-    """A CPU copy of every base (non-LoRA) weight; `restore_base` puts it back after a merge or a full fine-tune."""
-    return {name: param.detach().to("cpu", copy=True) for name, param in model.named_parameters() if "lora_" not in name}
-
-
-@torch.no_grad()
-def restore_base(model, snapshot: dict[str, torch.Tensor]) -> None:
-    for name, param in model.named_parameters():
-        if name in snapshot:
-            param.copy_(snapshot[name])
 
 
 class InnerLoop:
@@ -219,9 +203,8 @@ class InnerLoop:
         if hasattr(model, "peft_config"):
             raise ValueError("this model already carries a LoRA adapter (an InnerLoop or KnowledgeTask was built on it "
                              "before): reuse that one, or load the model again for a different inner-loop config")
-        lora = LoraConfig(r=self.config.rank, lora_alpha=self.config.alpha, lora_dropout=self.config.dropout,
-                          target_modules=self.config.target_modules, task_type="CAUSAL_LM")
-        self.model = get_peft_model(model, lora, adapter_name=ADAPTER)
+        self.slot = AdapterSlot.add(model, ADAPTER, self.config)
+        self.model = self.slot.model
         self.model.eval()
 
     @property
@@ -230,10 +213,7 @@ class InnerLoop:
 
     def reset(self, seed: int) -> None:
         """A freshly initialised adapter (A random under `seed`, B zero): the adapted model equals the base."""
-        torch.manual_seed(seed)
-        for module in self.model.modules():
-            if isinstance(module, LoraLayer):
-                module.reset_lora_parameters(ADAPTER, init_lora_weights=True)
+        self.slot.reset(seed)
 
     def encode(self, examples: list[str | tuple[str, str]]) -> list[Example]:
         return encode_examples(self.tokenizer, examples, self.config.max_length)
@@ -252,7 +232,7 @@ class InnerLoop:
 
     def merge(self) -> None:
         """Fold the current adapter into the base weights (the adapted model becomes the new base θ)."""
-        merge_into_base(self.model, ADAPTER)
+        self.slot.merge()
 
     @contextlib.contextmanager
     def base_model(self):
@@ -261,5 +241,6 @@ class InnerLoop:
             yield self.model
 
     def save_adapter(self, path) -> None:
-        """The current adapter in standard peft format (`PeftModel.from_pretrained(base, path)` loads it)."""
-        self.model.save_pretrained(str(path), selected_adapters=[ADAPTER])
+        """The current adapter in standard peft format (`PeftModel.from_pretrained(base, path)` loads it),
+        replacing what `path` held."""
+        self.slot.save(path)

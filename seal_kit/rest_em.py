@@ -6,6 +6,7 @@
     loop.rounds                  # one row per round: mean/best reward, held-out accuracy, n_kept, seconds
     loop.candidates()            # one row per scored self-edit (reward averaged over seeds)
     RestEM(..., executor=InProcess(batch=4))   # or RayExecutor(...): where candidates are scored
+    RestEM(..., policy=lambda c: top_fraction(c, fraction=0.1))    # any selection (seal_kit.selection)
     run.finish(loop.metrics())
 
 One round r: sample K self-edits per training context from the current generator (round 0: the
@@ -15,14 +16,16 @@ a selection policy -> SFT the generator on the kept (prompt -> self-edit) pairs,
 self-edit only. After the last update one more round samples and scores without updating, so
 ROUNDS updates give ROUNDS + 1 rows.
 
-The generator is a second LoRA adapter on the same base model. `update="stack"` keeps training it
-round after round and switches it off for the inner loop, so every reward is measured on the same
-base θ; `update="merge"` adds each round's update into θ (the paper's one-model view: the inner
-loop then adapts the updated θ and baselines are recomputed).
+The generator (`seal_kit.generator`) is a second LoRA adapter on the same base model. `update="stack"`
+keeps training it round after round and switches it off for the inner loop, so every reward is
+measured on the same base θ; `update="merge"` adds each round's update into θ (the paper's one-model
+view: the inner loop then adapts the updated θ and baselines are recomputed). Which edits are kept
+is a policy of `seal_kit.selection`.
 
-Nothing is lost on interruption: each round's sampled edits are saved before scoring, every scored
-(candidate, seed) is appended to `candidates.jsonl` as it finishes, the generator is saved after
-each update, and `round-<r>/summary.json` marks a finished round. Running again with the same run
+Nothing is lost on interruption: the generator's config is written to `generator.json` at start,
+each round's sampled edits are saved before scoring, every scored (candidate, seed) is appended to
+`candidates.jsonl` as it finishes, the generator is saved after each update, and
+`round-<r>/summary.json` marks a finished round (`generator.saved_generator` reads them back). Running again with the same run
 directory (and config: `start_run` refuses a changed one) skips what is done and, everything being
 seeded, reaches the same numbers as an uninterrupted run. Resume on a freshly loaded model (restart
 the kernel): the generator is rebuilt from its saved updates. On CUDA "the same numbers" also needs
@@ -31,47 +34,23 @@ without them a resumed run matches an uninterrupted one only up to floating-poin
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
-import torch
 from filelock import FileLock, Timeout
-from peft import LoraConfig, set_peft_model_state_dict
-from peft.tuners.lora import LoraLayer
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from .executors import InProcess
-from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, encode_examples, merge_into_base, train_lora
+from .generator import CONFIG_FILE, Generator, GeneratorConfig, round_dir, saved_generator
 from .reward import SelfEditTask
 from .runs import Run
-from .self_edit import SamplingConfig, sample_self_edits
-
-GENERATOR = "generator"
-
-
-@dataclass
-class GeneratorConfig(InnerLoopConfig):
-    """LoRA SFT of the generator on kept (prompt -> self-edit) pairs (paper: r 64, alpha 128, lr 3e-4, 2 epochs)."""
-    rank: int = field(default=64, metadata={"help": "generator LoRA rank (paper: 64)"})
-    alpha: int = field(default=128, metadata={"help": "generator LoRA alpha (paper: 128)"})
-    lr: float = field(default=3e-4, metadata={"help": "generator learning rate (paper: 3e-4)"})
-    epochs: int = field(default=2, metadata={"help": "passes over the kept pairs (paper: 2)"})
-    max_length: int = field(default=1024, metadata={"help": "prompt + self-edit tokens kept"})
-    update: str = field(default="stack", metadata={
-        "help": "'stack': one generator adapter trained on round after round, off during the inner loop; "
-                "'merge': each update merged into the base weights (the inner loop then adapts them too)"})
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.update not in ("stack", "merge"):
-            raise ValueError(f"GeneratorConfig.update must be 'stack' or 'merge', got {self.update!r}")
+from .selection import SELECTIONS, curated, load_decisions, top_fraction
+from .self_edit import SamplingConfig
 
 
 @dataclass
@@ -106,106 +85,11 @@ class RestEMConfig:
             raise ValueError(f"RestEMConfig.top_fraction must be in (0, 1], got {self.top_fraction}")
 
 
-# Selection policies: a round's training candidates (one row per self-edit) -> the rows to keep.
-def best_of_k(candidates: pd.DataFrame, config: RestEMConfig) -> pd.DataFrame:
-    ranked = candidates.sort_values(["context_id", "reward", "sample"], ascending=[True, False, True])
-    return ranked.groupby("context_id", sort=False).head(1)
-
-
-def improves(candidates: pd.DataFrame, config: RestEMConfig) -> pd.DataFrame:
-    return candidates[candidates.reward > candidates.baseline]
-
-
-def top_fraction(candidates: pd.DataFrame, config: RestEMConfig) -> pd.DataFrame:
-    n = max(1, round(len(candidates) * config.top_fraction))
-    return candidates.sort_values(["reward", "context_id", "sample"], ascending=[False, True, True]).head(n)
-
-
-SELECTIONS: dict[str, Callable[[pd.DataFrame, RestEMConfig], pd.DataFrame]] = {
-    "best_of_k": best_of_k, "improves": improves, "top_fraction": top_fraction}
-
-
-class Generator:
-    """The self-edit writer: a LoRA adapter named "generator" beside the inner loop's on one base model."""
-
-    def __init__(self, inner: InnerLoop, config: GeneratorConfig):
-        self.inner, self.config = inner, config
-        self.model = inner.model
-        if GENERATOR in self.model.peft_config:
-            raise ValueError("this model already carries a generator adapter (a RestEM was built on it before, and a "
-                             "merged update may already be in its weights): load the model again to resume a run")
-        lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                          target_modules=config.target_modules, task_type="CAUSAL_LM")
-        self.model.add_adapter(GENERATOR, lora)
-        self.model.set_adapter(ADAPTER)
-
-    def _layers(self):
-        return [m for m in self.model.modules() if isinstance(m, LoraLayer) and GENERATOR in m.lora_A]
-
-    def reset(self, seed: int) -> None:
-        torch.manual_seed(seed)
-        for layer in self._layers():
-            layer.reset_lora_parameters(GENERATOR, init_lora_weights=True)
-
-    @contextlib.contextmanager
-    def active(self):
-        """Sample self-edits from the generator; the inner loop's adapter is off meanwhile."""
-        self.model.set_adapter(GENERATOR)
-        try:
-            yield self.model
-        finally:
-            self.model.set_adapter(ADAPTER)
-
-    def update(self, pairs: list[tuple[str, str]], seed: int, start: Path | None = None, progress: bool = True):
-        """SFT on (prompt, self-edit) pairs, loss on the self-edit only, from a fresh adapter or from the
-        saved state `start` (a stacked generator's last update): never from whatever is in memory, so
-        an update cut short and run again starts where the first attempt did."""
-        if start is None:
-            self.reset(seed)
-        else:
-            self.load(start)
-        encoded = encode_examples(self.inner.tokenizer, pairs, self.config.max_length)
-        try:
-            result = train_lora(self.model, encoded, self.inner.tokenizer.pad_token_id, self.config, GENERATOR, seed,
-                                progress, desc="generator SFT")
-        finally:
-            self.model.set_adapter(ADAPTER)
-        return result
-
-    def save(self, path: Path) -> None:
-        """Standard peft format in `path/generator/`, written beside and renamed into place."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(str(tmp), selected_adapters=[GENERATOR])
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-
-    def load(self, path: Path) -> None:
-        weights = load_file(str(path / GENERATOR / "adapter_model.safetensors"), device=str(self.model.device))
-        result = set_peft_model_state_dict(self.model, weights, adapter_name=GENERATOR)
-        if result.unexpected_keys:
-            raise ValueError(f"{path} does not fit this model's generator adapter (unexpected weights such as "
-                             f"{result.unexpected_keys[0]}): was it saved from another model or LoRA config?")
-
-    def merge(self) -> None:
-        """Add the update into the base weights and zero the adapter."""
-        merge_into_base(self.model, GENERATOR)
-
-    def restore(self, path: Path) -> bool:
-        """Replay one saved update: load it, and fold it into the base weights if updates merge.
-        Returns whether the base weights changed."""
-        self.load(path)
-        if self.config.update == "merge":
-            self.merge()
-            return True
-        return False
-
-
 class RestEM:
     """ReST-EM over a SelfEditTask; all state lives in `run.path` (see the module docstring)."""
 
     def __init__(self, task: SelfEditTask, train: list, held_out: list, config: RestEMConfig, run: Run,
-                 policy: Callable[[pd.DataFrame, RestEMConfig], pd.DataFrame] | None = None,
+                 policy: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                  on_candidate: Callable[[dict], None] | None = None, on_round: Callable[[dict], None] | None = None,
                  progress: bool = True, executor=None):
         if not train:
@@ -221,15 +105,17 @@ class RestEM:
                              "come from contexts the generator never trained on")
         contexts = {"train": [c.id for c in train], "held_out": [c.id for c in held_out],
                     "policy": getattr(policy, "__name__", config.selection)}
-        saved = run.path / "contexts.json"
-        if saved.exists() and json.loads(saved.read_text()) != contexts:
-            raise ValueError(f"{run.path} was started on other contexts or another selection policy than now "
-                             f"({saved} lists them); resuming would mix two experiments: use another run directory")
-        run.write_json("contexts.json", contexts)
+        for name, pinned, what in (("contexts.json", contexts, "other contexts or another selection policy"),
+                                   (CONFIG_FILE, asdict(config.generator), "another generator config")):
+            saved = run.path / name
+            if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(pinned)):
+                raise ValueError(f"{run.path} was started on {what} than now ({saved} lists them); resuming would "
+                                 "mix two experiments: use another run directory")
+            run.write_json(name, pinned)
         self.task, self.config, self.store = task, config, run  # the Run holding every file
         self.train, self.held_out = list(train), list(held_out)
         self.by_id = {c.id: c for c in self.train + self.held_out}
-        self.policy = policy or SELECTIONS.get(config.selection)
+        self.policy = policy or self._named_policy()  # None: "human", a person's decisions
         self.on_candidate, self.on_round, self.progress = on_candidate, on_round, progress
         self.executor = executor or InProcess()  # where candidates are scored (seal_kit.executors)
         self.generator = Generator(task.inner, config.generator)
@@ -241,22 +127,27 @@ class RestEM:
         self._stale: str | None = None
         self._restore()
 
+    def _named_policy(self) -> Callable[[pd.DataFrame], pd.DataFrame] | None:
+        if self.config.selection == "top_fraction":
+            return partial(top_fraction, fraction=self.config.top_fraction)
+        return SELECTIONS.get(self.config.selection)
+
     # -- files ---------------------------------------------------------------------------------------
     def _round_dir(self, r: int) -> Path:
-        return self.store.path / f"round-{r}"
+        return round_dir(self.store.path, r)
 
     def _restore(self) -> None:
         """Reload finished rounds and rebuild the generator they produced (replaying merged updates)."""
+        _, updates = saved_generator(self.store.path)
+        for path in updates:
+            if self.generator.restore(path):
+                self.task.clear_baselines()
+        self._stacked_from = updates[-1] if updates else None
         for r in range(self.config.rounds + 1):
             summary_path = self._round_dir(r) / "summary.json"
             if not summary_path.exists():
                 break
-            summary = json.loads(summary_path.read_text())
-            self.summaries.append(summary)
-            if summary["updated"]:
-                self._stacked_from = self._round_dir(r) / "generator"
-                if self.generator.restore(self._stacked_from):
-                    self.task.clear_baselines()
+            self.summaries.append(json.loads(summary_path.read_text()))
             if r < self.config.rounds:
                 self.generator_losses[r] = json.loads((self._round_dir(r) / "generator_losses.json").read_text())
 
@@ -272,15 +163,8 @@ class RestEM:
                                            ("eval", self.held_out, self.config.eval_k))
                 for c in contexts for s in range(k)]
         sampling = replace(self.config.sampling, seed=self.config.sampling.seed + self.config.seed + 1000 * r)
-        adapter = None
-        if sampling.backend == "vllm" and self._stacked_from is not None:  # vLLM serves the saved generator
-            if self.config.generator.update == "merge":
-                raise ValueError("the vllm sampling backend serves the base weights plus the saved generator "
-                                 "adapter: use generator.update='stack' with it")
-            adapter = str(self._stacked_from / GENERATOR)
-        with self.generator.active() as model:
-            table = sample_self_edits(model, self.task.inner.tokenizer, rows, sampling, self.progress,
-                                      desc=f"round {r}: sampling self-edits", adapter=adapter)
+        table = self.generator.sample(rows, sampling, saved=self._stacked_from, progress=self.progress,
+                                      desc=f"round {r}: sampling self-edits")
         self.store.write_table(f"round-{r}/self_edits", table)
         return pd.read_parquet(path)  # the same table a resumed run will read
 
@@ -292,9 +176,7 @@ class RestEM:
         todo = [(e, seed) for e, seed in jobs if (r, e.split, e.context_id, e.sample, seed) not in done]
         bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc=f"round {r}: scoring self-edits",
                    disable=not self.progress)
-        merged = [str(self._round_dir(q) / "generator") for q in range(r)
-                  if self.config.generator.update == "merge" and self.summaries[q]["updated"]]
-        self.executor.prepare(merged, self.config.generator)
+        self.executor.prepare(self.store.path)  # Ray workers replay the merged updates saved so far
         items = [(self.by_id[e.context_id], e.self_edit, seed) for e, seed in todo]
         for n, scored in self.executor.score(self.task, items):  # each row saved as it arrives
             e, seed = todo[n]
@@ -330,9 +212,7 @@ class RestEM:
         return table
 
     def _select(self, r: int, train: pd.DataFrame) -> pd.DataFrame | None:
-        if self.config.selection == "human" and self.policy is None:
-            from .review import curated, load_decisions  # ipywidgets only where a human reviews
-
+        if self.policy is None:  # "human"
             decisions = load_decisions(self.store.path)
             decided = decisions[(decisions["round"] == r) & (decisions["decision"] != "")]
             if decided.empty:
@@ -340,7 +220,7 @@ class RestEM:
             return curated(train, decisions, round=r)
         if not self.config.keep_empty_edits:
             train = train[train.status == "ok"]
-        return self.policy(train, self.config)
+        return self.policy(train)
 
     def _kept(self, r: int, train: pd.DataFrame) -> pd.DataFrame | None:
         """The edits round r keeps: read back if chosen before (a resumed round keeps the same ones even

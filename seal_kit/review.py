@@ -1,16 +1,15 @@
 """Review: a person accepts, rejects or rewrites each sampled self-edit; the kept ones train the generator.
 
-    from seal_kit.review import Review, curated, load_decisions
+    from seal_kit.review import Review
     review = Review(loop.candidates(r), run.path)   # eval rows dropped; earlier decisions reloaded
     display(review)                                  # filter, sort, page; accept / reject / edit / note
     review.accept(); review.save_text("A shorter implication."); review.set_note("too vague")  # as the buttons do
-    kept = curated(candidates, load_decisions(run.path), round=r)    # the outer loop's "human" selection
     review.export()                                  # run.path / "curated[-round-<r>].jsonl": prompt -> completion pairs
 
-Every change is written at once to `run.path / review_decisions.json`, a JSON list of records
-`{"round", "context_id", "sample", "decision": "accept"|"reject"|"", "text": edited self-edit or null,
-"note", "updated"}`, so a kernel restart (or another Review on the same run) sees the same decisions.
-Nothing here waits for a click: buttons only call the methods above.
+Every change is written at once to `run.path / review_decisions.json` (its records: `seal_kit.selection`),
+so a kernel restart (or another Review on the same run) sees the same decisions, and the outer loop's
+"human" selection keeps what was accepted (`selection.curated`). Nothing here waits for a click:
+buttons only call the methods above.
 """
 from __future__ import annotations
 
@@ -23,69 +22,14 @@ import ipywidgets as widgets
 import pandas as pd
 
 from .runs import atomic_write
+from .selection import DECISION_COLUMNS, DECISIONS, KEY, accepted, decision_records, load_decisions, with_decisions
 
-DECISIONS = "review_decisions.json"
 CURATED = "curated.jsonl"
-KEY = ["round", "context_id", "sample"]
-REQUIRED = ("round", "split", "context_id", "sample", "prompt", "self_edit", "reward", "baseline", "gain", "status",
-            "documents", "context")
-DECISION_COLUMNS = [*KEY, "decision", "text", "note", "updated"]
 # status filter choices that look at the reviewer's decision rather than the scorer's status
 BY_DECISION = {"undecided": "", "accepted": "accept", "rejected": "reject"}
 SORTS = {"reward ↓": ("reward", False), "reward ↑": ("reward", True), "gain ↓": ("gain", False),
          "passage": ("context_id", True)}
 EMPTY_VIEW = "no self-edits match these filters"
-
-
-def _read(path: Path) -> dict[tuple, dict]:
-    if not path.exists():
-        return {}
-    return {(r["round"], r["context_id"], r["sample"]): r for r in json.loads(path.read_text())}
-
-
-def load_decisions(run_dir) -> pd.DataFrame:
-    """The saved decisions, one row per reviewed candidate; no rows when nothing was reviewed yet."""
-    table = pd.DataFrame(list(_read(Path(run_dir) / DECISIONS).values()), columns=DECISION_COLUMNS)
-    table = table.astype({"round": int, "sample": int, "context_id": str, "decision": str, "note": str,
-                          "updated": str})
-    # None, not NaN, means "unchanged": pandas would otherwise turn a missing edit into a float.
-    table["text"] = pd.Series([t if isinstance(t, str) else None for t in table["text"]], index=table.index,
-                              dtype=object)
-    return table
-
-
-def _merged(candidates: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
-    """Train candidates with the decision, text, note and updated columns of their saved decision."""
-    missing = [c for c in REQUIRED if c not in candidates.columns]
-    if missing:
-        raise ValueError(f"candidates lack columns {missing}; a candidates table (RestEM.candidates) needs "
-                         f"{list(REQUIRED)}")
-    # Held-out passages measure the generator; training on edits chosen for them would leak the test set.
-    table = candidates[candidates["split"] == "train"].reset_index(drop=True)
-    saved = {(int(d["round"]), str(d["context_id"]), int(d["sample"])): d for d in decisions.to_dict("records")}
-    found = [saved.get((int(r), str(c), int(s)), {}) for r, c, s in zip(*(table[k] for k in KEY))]
-    table["decision"] = [f.get("decision", "") for f in found]
-    table["text"] = pd.Series([f.get("text") if isinstance(f.get("text"), str) else None for f in found],
-                              index=table.index, dtype=object)
-    table["note"] = [f.get("note", "") for f in found]
-    table["updated"] = [f.get("updated", "") for f in found]
-    return table
-
-
-def _accepted(table: pd.DataFrame, round: int | None) -> pd.DataFrame:
-    kept = table[table["decision"] == "accept"]
-    if round is not None:
-        kept = kept[kept["round"] == round]
-    edited = kept["text"].map(lambda t: isinstance(t, str)).astype(bool)
-    kept = kept.assign(self_edit=[t if e else s for t, e, s in zip(kept["text"], edited, kept["self_edit"])],
-                       edited=edited)
-    return kept.drop(columns=["decision", "text", "updated"]).sort_values(KEY).reset_index(drop=True)
-
-
-def curated(candidates: pd.DataFrame, decisions: pd.DataFrame, round: int | None = None) -> pd.DataFrame:
-    """Accepted candidates (of one round if given), `self_edit` being the reviewer's text where they
-    rewrote it, with `edited` and `note` columns; sorted by round, context_id, sample."""
-    return _accepted(_merged(candidates, decisions), round)
 
 
 class Review:
@@ -96,7 +40,7 @@ class Review:
             raise ValueError(f"page_size must be a positive number of candidates per page, got {page_size!r}")
         self.run_dir, self.page_size = Path(run_dir), page_size
         self.path = self.run_dir / DECISIONS
-        self.table = _merged(candidates, load_decisions(self.run_dir))
+        self.table = with_decisions(candidates, load_decisions(self.run_dir))
         self._pos = 0
         t = self.table
         rounds, rewards = sorted({int(r) for r in t["round"]}), t["reward"].dropna().tolist()
@@ -190,7 +134,7 @@ class Review:
         rounds = sorted({int(r) for r in self.table["round"]})
         default = f"curated-round-{rounds[0]}.jsonl" if len(rounds) == 1 else CURATED
         target = self.run_dir / default if path is None else Path(path)
-        kept = _accepted(self.table, None)
+        kept = accepted(self.table, None)
         lines = [json.dumps({"prompt": r["prompt"], "completion": r["self_edit"], "context_id": r["context_id"],
                              "round": int(r["round"]), "sample": int(r["sample"]), "reward": float(r["reward"]),
                              "gain": float(r["gain"]), "edited": bool(r["edited"]), "note": r["note"]},
@@ -210,7 +154,7 @@ class Review:
             self.table.at[i, column] = value
         key = (int(row["round"]), str(row["context_id"]), int(row["sample"]))
         # Re-read the file so decisions on candidates outside this table (other rounds) are kept.
-        records = _read(self.path)
+        records = decision_records(self.path)
         records[key] = {"round": key[0], "context_id": key[1], "sample": key[2],
                         **{c: self.table.at[i, c] for c in DECISION_COLUMNS[3:]}}
         atomic_write(self.path, json.dumps([records[k] for k in sorted(records)], indent=1, ensure_ascii=False) + "\n")

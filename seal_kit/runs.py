@@ -198,7 +198,3 @@ stay: papermill may be writing one there)."""
     path.mkdir(parents=True, exist_ok=True)
     run.write_yaml("config.yaml", resolved)
     return run
-
-
-def load_metrics(run_dir: str | Path) -> dict:
-    return json.loads((Path(run_dir) / METRICS).read_text())

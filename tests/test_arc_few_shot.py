@@ -170,7 +170,7 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
     """The outer loop knows nothing about ARC: configs are sampled, scored, the valid ones kept, the generator updated."""
     import pandas as pd
 
-    from seal_kit import rest_em
+    from seal_kit import generator
     from seal_kit.models import load_model
     from seal_kit.rest_em import GeneratorConfig, RestEM, RestEMConfig
     from seal_kit.runs import start_run
@@ -183,7 +183,7 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
         return pd.DataFrame([{**r, "self_edit": good if r["sample"] == 0 else "I would rotate it.", "tokens": 9,
                               "seconds": 0.0} for r in rows])
 
-    monkeypatch.setattr(rest_em, "sample_self_edits", sample)
+    monkeypatch.setattr(generator, "sample_self_edits", sample)
     model, tokenizer = load_model("tiny", seed=0)
     setting = ArcFewShot(model, tokenizer, InnerLoopConfig(rank=4, alpha=8, max_length=512),
                          ArcConfig(max_examples=2, views=1, max_new_tokens=8))

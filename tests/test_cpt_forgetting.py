@@ -9,10 +9,10 @@ from seal_kit.cpt import (CPTConfig, continued_pretraining, passage_documents, p
                           trained_generator)
 from seal_kit.data import load_passages
 from seal_kit.forgetting import ForgettingConfig, sequential_edits
+from seal_kit.generator import Generator, GeneratorConfig
 from seal_kit.inner_loop import InnerLoopConfig
 from seal_kit.knowledge import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
-from seal_kit.rest_em import Generator, GeneratorConfig
 from seal_kit.self_edit import training_documents
 
 PASSAGES = load_passages("builtin", limit=3)
@@ -71,7 +71,8 @@ def test_continued_pretraining_lora_and_full(task):
 
 
 @pytest.mark.parametrize("update", ["stack", "merge"])
-def test_trained_generator_from_a_run_directory(task, tmp_path, update):
+def test_trained_generator_from_a_run_directory_written_before_generator_json(task, tmp_path, update):
+    """Older runs: the generator config only in config.yaml's rest_em key (notebook 03 wrote it there)."""
     config = GeneratorConfig(rank=4, alpha=8, lr=1e-2, epochs=1, update=update)
     generator = Generator(task.inner, config)
     generator.update([("Write about it:", "It is an island.")], seed=0)
@@ -91,7 +92,7 @@ def test_trained_generator_from_a_run_directory(task, tmp_path, update):
         else:  # folded into the weights
             assert not torch.equal(before, base_weight(task))
     assert torch.equal(before, base_weight(task)) and "generator" not in task.inner.model.peft_config
-    with pytest.raises(ValueError, match="no config.yaml"):
+    with pytest.raises(ValueError, match="not a ReST-EM run directory"):
         with trained_generator(task.inner, tmp_path / "nothing"):
             pass
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from peft import PeftModel
 
-from seal_kit.inner_loop import InnerLoop, InnerLoopConfig, collate
+from seal_kit.inner_loop import InnerLoop, InnerLoopConfig, batch_order, collate
 from seal_kit.models import load_model
 
 FACT = "Velmora Island\nThe capital of Velmora Island is Pellin Harbour, founded in 1622."
@@ -31,6 +31,14 @@ def test_collate_pads_right_and_masks_pads_out_of_the_labels():
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].tolist() == [[5, 6, 7], [8, -100, -100]]
+
+
+def test_batch_order_permutes_every_epoch_under_the_seed_and_cuts_batches():
+    steps = batch_order(5, batch_size=2, epochs=3, seed=0)
+    assert [len(b) for b in steps] == [2, 2, 1] * 3
+    epochs = [sum(steps[i:i + 3], []) for i in (0, 3, 6)]
+    assert all(sorted(e) == list(range(5)) for e in epochs) and len({tuple(e) for e in epochs}) > 1
+    assert batch_order(5, 2, 3, seed=0) == steps and batch_order(5, 2, 3, seed=1) != steps
 
 
 def test_prompt_completion_pairs_put_the_loss_on_the_completion_only(inner):

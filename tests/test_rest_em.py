@@ -3,17 +3,17 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 
 from seal_kit import plots
 from seal_kit.data import load_passages
-from seal_kit.inner_loop import InnerLoopConfig, collate, encode_examples
+from seal_kit.generator import Generator, GeneratorConfig
+from seal_kit.inner_loop import InnerLoopConfig
 from seal_kit.knowledge import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
-from seal_kit.rest_em import (SELECTIONS, Generator, GeneratorConfig, RestEM, RestEMConfig, best_of_k, improves,
-                              top_fraction)
+from seal_kit.rest_em import RestEM, RestEMConfig
 from seal_kit.runs import start_run
 from seal_kit.self_edit import SamplingConfig
+from test_selection import table_of
 
 PASSAGES = load_passages("builtin", limit=5)
 TRAIN, HELD_OUT = PASSAGES[:3], PASSAGES[3:]
@@ -76,41 +76,6 @@ def test_two_rounds_on_a_tiny_model(tmp_path):
     assert loop.run() is True and len(loop.summaries) == 3  # nothing left to do
 
 
-def test_generator_update_teaches_the_kept_edits_and_is_off_during_the_inner_loop(tmp_path):
-    model, tokenizer = load_model("tiny", seed=0)
-    task = KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, alpha=8, epochs=1))
-    generator = Generator(task.inner, GeneratorConfig(rank=4, alpha=8, lr=1e-2, epochs=5))
-    pair = (task.self_edit_prompt(TRAIN[0]), "Velmora Island has a capital called Pellin Harbour.")
-    batch = collate(encode_examples(tokenizer, [pair], 1024), tokenizer.pad_token_id)
-
-    def loss():
-        with torch.no_grad(), generator.active():
-            return model(**batch).loss.item()
-
-    before = loss()
-    with torch.no_grad():
-        inner_before = model(**batch).loss.item()  # the inner loop's adapter is the active one
-    generator.update([pair], seed=0, progress=False)
-    assert loss() < before - 1.0
-    with torch.no_grad():
-        assert model(**batch).loss.item() == pytest.approx(inner_before)  # the student is untouched (stack)
-
-
-def test_merge_moves_the_update_into_the_base_weights(tmp_path):
-    model, tokenizer = load_model("tiny", seed=0)
-    task = KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, alpha=8, epochs=1))
-    generator = Generator(task.inner, GeneratorConfig(rank=4, alpha=8, lr=1e-2, epochs=3, update="merge"))
-    pair = (task.self_edit_prompt(TRAIN[0]), "A statement about Velmora Island.")
-    batch = collate(encode_examples(tokenizer, [pair], 1024), tokenizer.pad_token_id)
-    generator.update([pair], seed=0, progress=False)
-    with torch.no_grad(), generator.active():
-        adapted = model(**batch).logits
-    generator.merge()
-    with torch.no_grad(), task.inner.base_model():  # adapters off: the merged base alone
-        merged = model(**batch).logits
-    assert torch.allclose(adapted, merged, atol=1e-4)
-
-
 @pytest.mark.parametrize("update", ["stack", "merge"])
 def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, update):
     cfg = config(generator=dataclasses.replace(config().generator, update=update))
@@ -142,8 +107,6 @@ def test_an_interrupted_run_resumes_to_the_same_result(tmp_path, update):
 
 @pytest.mark.parametrize("update", ["stack", "merge"])
 def test_a_crash_inside_the_generator_update_resumes_to_the_same_result(tmp_path, monkeypatch, update):
-    from seal_kit.rest_em import Generator
-
     cfg = config(rounds=2, generator=dataclasses.replace(config().generator, update=update))
     whole = make_loop(tmp_path / "whole", cfg)
     whole.run()
@@ -214,22 +177,6 @@ def test_human_selection_waits_for_decisions_and_uses_edited_text(tmp_path):
     kept = pd.read_parquet(tmp_path / "run" / "round-0" / "kept.parquet")
     assert kept.self_edit.tolist() == ["Pellin Harbour is the capital of Velmora Island."]
     assert loop.rounds.n_kept.tolist() == [1, 0]
-
-
-def table_of(rewards, baselines=None):
-    rows = [{"context_id": c, "sample": s, "reward": r, "baseline": (baselines or {}).get(c, 0.2),
-             "self_edit": f"{c}-{s}", "prompt": f"prompt {c}"}
-            for c, rs in rewards.items() for s, r in enumerate(rs)]
-    return pd.DataFrame(rows)
-
-
-def test_selection_policies_on_hand_made_rewards():
-    table = table_of({"a": [0.2, 0.6, 0.6], "b": [0.0, 0.0, 0.0], "c": [0.4, 1.0, 0.8]}, {"b": 0.0, "c": 0.4})
-    cfg = RestEMConfig(top_fraction=0.34)
-    assert best_of_k(table, cfg).self_edit.tolist() == ["a-1", "b-0", "c-1"]  # ties: first sample; b kept at 0
-    assert sorted(improves(table, cfg).self_edit) == ["a-1", "a-2", "c-1", "c-2"]  # reward > its passage's baseline
-    assert top_fraction(table, cfg).self_edit.tolist() == ["c-1", "c-2", "a-1"]  # 34% of 9 -> 3
-    assert set(SELECTIONS) == {"best_of_k", "improves", "top_fraction"}
 
 
 def test_bad_configs_name_the_field():

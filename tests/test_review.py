@@ -3,7 +3,8 @@ import json
 import pandas as pd
 import pytest
 
-from seal_kit.review import DECISIONS, EMPTY_VIEW, Review, curated, load_decisions
+from seal_kit.review import EMPTY_VIEW, Review
+from seal_kit.selection import DECISIONS, curated, load_decisions
 
 # (round, context_id, sample, reward, baseline, status); rewards are distinct so every sort is unambiguous
 ROWS = [(0, "c0", 0, 0.8, 0.5, "ok"), (0, "c0", 1, 0.2, 0.5, "ok"), (0, "c1", 0, 0.5, 0.1, "ok"),
@@ -63,12 +64,6 @@ def test_accept_reject_clear_buttons_change_table_and_file(candidates, tmp_path)
     review.clear_button.click()
     assert saved(tmp_path)[(0, "c0", 0)]["decision"] == ""
     assert review.table.set_index(["round", "context_id", "sample"]).decision[(0, "c0", 0)] == ""
-
-
-def test_load_decisions_of_an_unreviewed_run_is_empty_with_its_columns(tmp_path):
-    empty = load_decisions(tmp_path)
-    assert empty.empty and list(empty.columns) == ["round", "context_id", "sample", "decision", "text", "note",
-                                                    "updated"]
 
 
 def test_edited_text_is_the_curated_completion_and_an_unchanged_save_stores_none(candidates, tmp_path):

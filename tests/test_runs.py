@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from seal_kit.runs import load_metrics, outputs_root, start_run
+from seal_kit.runs import METRICS, outputs_root, start_run
 
 
 @dataclass
@@ -36,7 +36,7 @@ def test_finished_run_is_never_silently_overwritten(tmp_path):
     run.finish({"accuracy": 0.5})
     with pytest.raises(FileExistsError, match="already holds a finished run"):
         start_run("x", tmp_path / "r")
-    assert load_metrics(tmp_path / "r") == {"accuracy": 0.5}
+    assert json.loads((tmp_path / "r" / METRICS).read_text()) == {"accuracy": 0.5}
     again = start_run("x", tmp_path / "r", overwrite=True)
     assert not again.finished
 

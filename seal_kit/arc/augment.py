@@ -8,9 +8,6 @@
 Every transform maps a grid to a grid and back, so a model's answer to a transformed query can be
 mapped back to the original task (augmented inference + inverse transform + vote). The families
 `basic`, `size`, `chain` and `repeat` are the four tools a self-edit switches on.
-
-Translation is a cyclic `Roll`: a shift with a fill colour loses the cells pushed out, so it could
-not be undone; a roll keeps every cell and its inverse is the opposite roll.
 """
 from __future__ import annotations
 
@@ -79,24 +76,6 @@ class Dihedral(Transform):
 
 DIHEDRAL_KINDS = tuple(_DIHEDRAL)
 IDENTITY = Dihedral("identity")
-
-
-@dataclass(frozen=True)
-class Roll(Transform):
-    """Cyclic translation: every cell moves `dy` rows down and `dx` columns right, wrapping around."""
-    dy: int
-    dx: int
-
-    @property
-    def name(self) -> str:
-        return f"roll_{self.dy}_{self.dx}"
-
-    def apply(self, grid: Grid) -> Grid:
-        h, w = len(grid), len(grid[0])
-        return tuple(tuple(grid[(r - self.dy) % h][(c - self.dx) % w] for c in range(w)) for r in range(h))
-
-    def invert(self, grid: Grid) -> Grid:
-        return Roll(-self.dy, -self.dx).apply(grid)
 
 
 def _check_factors(kind: str, fy: int, fx: int):
