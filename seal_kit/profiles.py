@@ -91,6 +91,8 @@ def resolved(profile: str | Path | None, notebook: str, smoke: bool = False) -> 
 def apply(profile: str | Path | None, namespace: dict, notebook: str, smoke: bool = False) -> dict:
     """Set the values of `profile` and, with `smoke`, of the smoke profile (which wins) in `namespace`
     (a notebook's globals()) where the parameter still holds its default; returns what was set."""
+    if not profile and not smoke:
+        return {}
     defaults = notebook_defaults(notebook)
     changed = {k: v for k, v in resolved(profile, notebook, smoke).items()
                if k not in namespace or k not in defaults or namespace[k] == defaults[k]}

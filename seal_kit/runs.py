@@ -242,7 +242,8 @@ class AppendLog:
             bar = tqdm(total=len(keys), initial=len(keys) - len(todo), desc=desc, disable=desc is None)
             made = compute(todo)
             for record in made.to_dict("records") if isinstance(made, pd.DataFrame) else made:
-                if self._key_of(record) in wanted:
+                if (key := self._key_of(record)) in wanted:
+                    wanted.discard(key)
                     self.append(record)
                     bar.update(1)
             bar.close()
