@@ -27,19 +27,12 @@ model: setup
 	$(BIN)/python -m seal_kit.models
 
 demo: model
-	@run_dir="outputs/runs/$$(date +%Y%m%d-%H%M%S)-quickstart"; mkdir -p "$$run_dir"; \
-	$(BIN)/papermill notebooks/01_quickstart.ipynb "$$run_dir/01_quickstart.ipynb" \
-		-p RUN_DIR "$$(pwd)/$$run_dir" --cwd notebooks && \
-	echo "Done: results (executed notebook, config.yaml, metrics.json, self_edits, adapter) in $$run_dir"
+	@$(BIN)/seal-kit run 01_quickstart
 
-# Any notebook headless with its defaults into its own run directory; RUN_DIR=... resumes a run.
-#   make notebook NB=04_arc_few_shot [RUN_DIR=outputs/runs/...]
+# Any notebook headless with its defaults into its own run directory (`seal-kit run`); RUN_DIR=... resumes
+# a run, or shows where a finished one is.   make notebook NB=04_arc_few_shot [RUN_DIR=outputs/runs/...]
 notebook: model
-	@test -f "notebooks/$(NB).ipynb" || { echo "NB=$(NB): no notebooks/$(NB).ipynb; choose one of: $$(cd notebooks && ls *.ipynb | sed 's/.ipynb//' | tr '\n' ' ')"; exit 2; }
-	@run_dir="$${RUN_DIR:-outputs/runs/$$(date +%Y%m%d-%H%M%S)-$(NB)}"; mkdir -p "$$run_dir"; \
-	run_dir="$$(cd "$$run_dir" && pwd)"; \
-	$(BIN)/papermill notebooks/$(NB).ipynb "$$run_dir/$(NB).ipynb" -p RUN_DIR "$$run_dir" --cwd notebooks && \
-	echo "Done: results (executed notebook, config.yaml, metrics.json, figures) in $$run_dir"
+	@$(BIN)/seal-kit run "$(NB)" $(if $(RUN_DIR),--run-dir "$(RUN_DIR)")
 
 # The ReST-EM outer loop (2 rounds) and the ARC comparison, on the embedded model.
 rest-em:

@@ -68,7 +68,7 @@ def main():
     with Peak(model.device) as ours_peak:
         began = time.perf_counter()
         task = KnowledgeTask(model, tokenizer, inner, evaluation)
-        ours = [task.score_self_edit(p, e) for p, e in zip(passages, edits.self_edit)]
+        ours = [task.score(p, e) for p, e in zip(passages, edits.self_edit)]
         ours_s = (time.perf_counter() - began) / len(passages)
 
     PaddedInnerLoop.pad_length = args.pad_length
@@ -79,7 +79,7 @@ def main():
             fresh, tok = load_model(args.model, device=args.device)  # reloaded per candidate
             # a new task, so its baseline is re-graded
             ref_task = KnowledgeTask(fresh, tok, PaddedInnerLoop(fresh, tok, inner), evaluation)
-            reference.append(ref_task.score_self_edit(p, e))
+            reference.append(ref_task.score(p, e))
             del fresh, ref_task
             gc.collect()
             if torch.cuda.is_available():

@@ -2,6 +2,7 @@
 
     seal-kit run 03_rest_em -p K 2 -p ROUNDS 1                  # one run into outputs/runs/<time>-03_rest_em
     seal-kit run 02 --profile cpu-tiny --run-dir outputs/runs/ki # a profile's parameters (explicit -p wins)
+    seal-kit run 02 -p SMOKE true                                # the smoke profile: tiny sizes, a check in seconds
     seal-kit sweep 02 -p PROMPT implications rewrite self-qa -p K 3 --jobs 2 --out outputs/sweeps/prompts
     seal-kit sweep --grid sweeps/prompt_ablation.yaml            # notebook, fixed parameters and grid from YAML
     seal-kit runs                                                # every run under outputs/ with its status
@@ -39,11 +40,28 @@ def _value(text: str):
 
 
 def _with_profile(parameters: dict, profile: str | None, notebook: str) -> dict:
-    """The profile's values for this notebook under the explicit ones: explicit always wins, even when it
-    equals the notebook's default (so the notebook is not given PROFILE to apply again)."""
-    if not profile:
-        return parameters
-    return {**profiles.parameters(profile, find_notebook(notebook).stem), **parameters}
+    """The profile's values for this notebook, and with `SMOKE: true` the smoke profile's over them, under
+    the explicit ones: explicit wins, even when it equals the notebook's default (the notebook is not
+    given PROFILE to apply again). A smoke run's notebook applies the smoke profile where a parameter
+    holds its default, which it cannot tell from an explicit value equal to it: such a value that the
+    smoke profile would change is refused, by name."""
+    stem = find_notebook(notebook).stem
+    smoke = parameters.get("SMOKE") is True
+    if smoke:
+        defaults = profiles.notebook_defaults(stem)
+        lost = {k: v for k, v in profiles.parameters(profiles.SMOKE, stem).items()
+                if k in parameters and parameters[k] == defaults.get(k) != v}
+        if lost:
+            raise ValueError(f"{stem}: " + "; ".join(f"-p {k} {parameters[k]!r} is the notebook's default, which "
+                                                     f"SMOKE replaces by {v!r}" for k, v in lost.items())
+                             + ". Leave it out for the smoke value, or run without SMOKE to keep it")
+    return {**profiles.resolved(profile, stem, smoke), **parameters}
+
+
+def _results(run_dir: str | Path) -> str:
+    """What a run directory holds, for the line after its status."""
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(run_dir).iterdir() if not p.name.startswith("."))
+    return "  results: " + ", ".join(names)
 
 
 def _grade_agreement(file: str, grader: str, limit: int | None = None) -> dict:
@@ -98,9 +116,12 @@ def main(argv: list[str] | None = None) -> int:
             parameters = _with_profile({k: _value(v) for k, v in args.parameter}, args.profile, args.notebook)
             run_dir = args.run_dir or new_run_path(find_notebook(args.notebook).stem)
             result = execute(args.notebook, run_dir, parameters, progress=True)
-            print(f"{result.status}: {result.run_dir}" + (f"\ncell {result.failed_cell}: {result.error}"
-                                                          if result.status == "failed" else ""))
-            return 0 if result.status in ("finished", "skipped") else 1
+            if result.status == "failed":
+                print(f"failed: {result.run_dir}\ncell {result.failed_cell}: {result.error}")
+                return 1
+            said = "finished" if result.status == "finished" else "finished before (nothing run again)"
+            print(f"{said}: {result.run_dir}\n{_results(result.run_dir)}")
+            return 0
         if args.command == "sweep":
             notebook, sets = (load_grid(args.grid) if args.grid else (None, [{}]))
             notebook = args.notebook or notebook

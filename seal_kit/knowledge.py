@@ -3,7 +3,7 @@
     from seal_kit.knowledge import KnowledgeTask
     task = KnowledgeTask(model, tokenizer)                  # wraps the model with one LoRA slot
     task.baseline(passage)["reward"]                        # base model, closed book; cached per passage
-    cand = task.score_self_edit(passage, self_edit, seed=0) # {"reward", "gain", "status", "losses", ...}
+    cand = task.score(passage, self_edit, seed=0)           # {"reward", "gain", "status", "losses", ...}
     task.self_edit_prompt(passage)                          # what the generator is asked (prompt="implications")
 
 Questions are asked without the passage ("Topic: <title>" + question), greedy, all questions of a
@@ -124,10 +124,6 @@ class KnowledgeTask(SelfEditTask):
 
     def describe(self, passage: Passage) -> str:
         return f"{passage.title}\n{passage.context}"
-
-    def score_self_edit(self, passage: Passage, self_edit: str, seed: int = 0) -> dict:
-        """The reward of one self-edit (`score` under the name the notebooks use)."""
-        return self.score(passage, self_edit, seed)
 
     def score_documents(self, passage: Passage, documents: list[str], seed: int = 0) -> dict:
         """Train a fresh adapter on `documents` as they are, answer closed-book, return reward and gain."""

@@ -1,16 +1,17 @@
-"""Run profiles: named sets of notebook parameters (`cpu-tiny`, `gpu-small`, `paper`), as YAML files.
+"""Run profiles: named sets of notebook parameters (`cpu-tiny`, `gpu-small`, `paper`, `smoke`), as YAML files.
 
     from seal_kit import profiles
-    profiles.names()                                   # ['cpu-tiny', 'gpu-small', 'paper']
+    profiles.names()                                   # ['cpu-tiny', 'gpu-small', 'paper', 'paper-replay', 'smoke']
     profiles.parameters("gpu-small", "03_rest_em")     # that notebook's parameters under the profile
-    profiles.apply(PROFILE, globals(), "03_rest_em")   # in a notebook, right after its parameters cell
+    profiles.apply(PROFILE, globals(), "03_rest_em", smoke=SMOKE)   # in a notebook, after its parameters cell
 
 A profile file (seal_kit/profiles/<name>.yaml, or any path) has `description`, `parameters` (for every
 notebook that has them) and `notebooks` (per-notebook values, which win). Its header comment gives the
-exact command that runs it. `seal-kit --profile` merges the profile under the explicit -p values
-before the run, so explicit always wins. Inside a notebook (`PROFILE = ...` with papermill's -p or
-an edit of the parameters cell) a profile fills the parameters still at their notebook default: a
-value given explicitly wins unless it equals that default.
+exact command that runs it. `SMOKE = True` applies the `smoke` profile (tiny sizes, seconds per
+notebook) over PROFILE's values. Explicit values win: `seal-kit` merges the profiles under its -p
+values before the run. Inside a notebook (`PROFILE = ...` or `SMOKE = True` with papermill's -p or an
+edit of the parameters cell) a profile fills the parameters still at their notebook default: a value
+given explicitly wins unless it equals that default.
 Unknown keys are errors that name the key and what is accepted.
 """
 from __future__ import annotations
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import yaml
 
+from .runs import NOTEBOOKS, notebooks
+
 FOLDER = Path(__file__).resolve().parent / "profiles"
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+SMOKE = "smoke"  # the profile SMOKE = True applies
 SECTIONS = ("description", "parameters", "notebooks")
 
 
@@ -41,10 +44,6 @@ def notebook_defaults(stem: str) -> dict:
     return {name: ast.literal_eval(info["default"]) for name, info in papermill.inspect_notebook(str(path)).items()}
 
 
-def _known_notebooks() -> list[str]:
-    return sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
-
-
 def load(profile: str | Path) -> dict:
     """A profile by name or path, validated: sections, notebook names and parameter names must exist."""
     path = Path(profile) if str(profile).endswith((".yaml", ".yml")) else FOLDER / f"{profile}.yaml"
@@ -59,16 +58,16 @@ def load(profile: str | Path) -> dict:
     for section in ("parameters", "notebooks"):
         if not isinstance(spec[section], dict):
             raise ValueError(f"profile {path.name}: {section!r} must be a mapping, got {type(spec[section]).__name__}")
-    notebooks = _known_notebooks()
-    if notebooks:  # a checkout: parameter names can be checked against the notebooks
-        everywhere = set().union(*(notebook_defaults(n) for n in notebooks))
+    stems = [p.stem for p in notebooks()]
+    if stems:  # a checkout: parameter names can be checked against the notebooks
+        everywhere = set().union(*(notebook_defaults(n) for n in stems))
         for key in spec["parameters"]:
             if key not in everywhere:
                 raise ValueError(f"profile {path.name}: parameter {key!r} is in no notebook; known: "
                                  f"{', '.join(sorted(everywhere))}")
         for stem, values in spec["notebooks"].items():
-            if stem not in notebooks:
-                raise ValueError(f"profile {path.name}: unknown notebook {stem!r}; known: {', '.join(notebooks)}")
+            if stem not in stems:
+                raise ValueError(f"profile {path.name}: unknown notebook {stem!r}; known: {', '.join(stems)}")
             for key in values or {}:
                 if key not in notebook_defaults(stem):
                     raise ValueError(f"profile {path.name}: {stem} has no parameter {key!r}; it has "
@@ -84,13 +83,18 @@ def parameters(profile: str | Path, notebook: str) -> dict:
     return {**shared, **(spec["notebooks"].get(notebook) or {})}
 
 
-def apply(profile: str | Path | None, namespace: dict, notebook: str) -> dict:
-    """Set the profile's values in `namespace` (a notebook's globals()) where the parameter still holds
-    its default; returns what was set. `profile=None` does nothing."""
-    if not profile:
+def resolved(profile: str | Path | None, notebook: str, smoke: bool = False) -> dict:
+    """The values `profile` and, with `smoke`, the smoke profile (which wins) give one notebook."""
+    return {**(parameters(profile, notebook) if profile else {}), **(parameters(SMOKE, notebook) if smoke else {})}
+
+
+def apply(profile: str | Path | None, namespace: dict, notebook: str, smoke: bool = False) -> dict:
+    """Set the values of `profile` and, with `smoke`, of the smoke profile (which wins) in `namespace`
+    (a notebook's globals()) where the parameter still holds its default; returns what was set."""
+    if not profile and not smoke:
         return {}
     defaults = notebook_defaults(notebook)
-    changed = {k: v for k, v in parameters(profile, notebook).items()
+    changed = {k: v for k, v in resolved(profile, notebook, smoke).items()
                if k not in namespace or k not in defaults or namespace[k] == defaults[k]}
     namespace.update(changed)
     return changed

@@ -1,16 +1,19 @@
-"""Runs: one directory per run under `outputs/runs/`, written atomically, never silently overwritten.
+"""Runs: one directory per run under `outputs/runs/`, written atomically, resumable, never silently overwritten.
 
     from seal_kit.runs import start_run
     run = start_run("quickstart", run_dir=None, config={"MODEL": "embedded", "K": 2})
-    run.write_table("self_edits", edits_df)     # self_edits.jsonl (+ .parquet)
-    log = run.log("candidates")                 # candidates.jsonl, appended and fsynced record by record
-    run.finish({"accuracy": {...}})             # metrics.json marks the run finished
+    run.write_table("per_passage", table)                  # per_passage.jsonl (+ .parquet)
+    log = run.log("candidates", key=("passage_id", "sample"))   # candidates.jsonl: one record per key
+    row = log.once({"passage_id": "p0", "sample": 0}, lambda: task.score(passage, edit))  # computed once
+    rows = log.many(keys, lambda todo: rows_for(todo))     # the keys not logged yet, computed together
+    run.finish({"accuracy": {...}})                        # metrics.json marks the run finished
 
-`run_dir=None` makes `outputs/runs/<timestamp>-<name>`; papermill jobs pass RUN_DIR instead. A run
-directory that already holds a metrics.json is finished: starting it again raises unless
-`overwrite=True`; reopening an unfinished one (to resume it) with a different config is refused,
-naming the keys that differ. Every file is written to a temporary name and renamed, so a crash never
-leaves a half-written file behind; append-only logs drop a torn last line when reopened.
+`run_dir=None` makes `outputs/runs/<timestamp>-<name>`; papermill jobs pass RUN_DIR instead. Starting a
+run directory again with the config it was started with reopens it: whatever its logs hold is read back,
+not computed again, so an interrupted run resumes and a finished one (metrics.json exists;
+`run.finished_before`) shows its results in seconds. Another config is refused, naming the keys that
+differ, unless `overwrite=True`. Every file is written to a temporary name and renamed, so a crash
+never leaves a half-written file behind; logs drop a torn last line when read.
 """
 from __future__ import annotations
 
@@ -18,45 +21,62 @@ import dataclasses
 import json
 import math
 import os
+import secrets
 import shutil
-import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
+from filelock import FileLock
 
 METRICS = "metrics.json"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # beside the package, in a checkout
+
+
+def notebooks() -> list[Path]:
+    """The kit's notebooks, in course order; [] for an installed package without them."""
+    return sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def project_root(start: str | Path | None = None) -> Path | None:
+    """The project `start` (default: the cwd) is in: the nearest folder at or above it holding
+    pyproject.toml and notebooks/ (notebooks run from notebooks/); None outside one."""
+    here = Path(start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir():
+            return folder
+    return None
 
 
 def outputs_root() -> Path:
-    """`$SEAL_KIT_OUTPUTS`, else the `outputs/` of the project the cwd is in (notebooks run from
-    `notebooks/`), else `./outputs`."""
+    """`$SEAL_KIT_OUTPUTS`, else the `outputs/` of the project the cwd is in, else `./outputs`."""
     if os.environ.get("SEAL_KIT_OUTPUTS"):
         return Path(os.environ["SEAL_KIT_OUTPUTS"])
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        if (folder / "outputs").is_dir() and (folder / "pyproject.toml").exists():
-            return folder / "outputs"
-    return here / "outputs"
+    root = project_root()
+    return (root or Path.cwd().resolve()) / "outputs"
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:  # mode 0666 through open(): the process umask applies, as to any file it writes
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any other file
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -80,6 +100,11 @@ def _plain(obj):
 @dataclasses.dataclass
 class Run:
     path: Path
+    finished_before: bool = False  # start_run reopened a finished run: its results are read back
+
+    def __str__(self) -> str:
+        return str(self.path) + (" (finished before: its results are read back, nothing is computed again)"
+                                 if self.finished_before else "")
 
     @property
     def finished(self) -> bool:
@@ -101,47 +126,132 @@ class Run:
         atomic_write(self.path / f"{name}.parquet", table.to_parquet(index=False))
         return self.path / f"{name}.jsonl"
 
-    def log(self, name: str) -> "AppendLog":
-        return AppendLog(self.path / f"{name}.jsonl")
+    def log(self, name: str, key: str | tuple[str, ...] | None = None) -> "AppendLog":
+        """`<name>.jsonl` as an append-only log; with `key`, one record per key (see AppendLog)."""
+        return AppendLog(self.path / f"{name}.jsonl", key)
 
     def finish(self, metrics: dict) -> Path:
-        """Write metrics.json last: its presence is what marks the run finished."""
+        """Write metrics.json last: its presence is what marks the run finished. A reopened finished run
+        recomputes its metrics from what its logs hold; should they differ from those saved, a warning
+        names the keys."""
+        saved = self.path / METRICS
+        if self.finished_before and saved.exists():
+            changes = config_changes(json.loads(saved.read_text()), json.loads(json.dumps(_plain(metrics), default=float)))
+            if changes:
+                warnings.warn(f"{self.path}: the metrics recomputed from this finished run's records differ from "
+                              f"those saved: {'; '.join(changes)}", stacklevel=2)
         return self.write_json(METRICS, metrics)
 
 
 class AppendLog:
-    """A JSON-lines file that only grows: each record is one write of one line, flushed and fsynced
-    before `append` returns, so whatever was appended survives a crash. A torn last line (a crash
-    mid-write) is cut off when the log is reopened."""
+    """A JSON-lines file that only grows. Each record is one line, written whole, flushed and fsynced
+    before `append` returns, under a file lock, so two processes never interleave and whatever was
+    appended survives a crash; a torn last line (a crash mid-write) is cut off when read.
 
-    def __init__(self, path: Path):
+    With `key` (the field, or fields, naming a record) it is a table computed once per key: `once` and
+    `many` return the logged record of every key asked for and compute only the keys not logged yet,
+    appending each record as it is done. A record for a key that is logged already (another process
+    got there first) is not written again: the first one counts."""
+
+    def __init__(self, path: str | Path, key: str | tuple[str, ...] | None = None):
         self.path = Path(path)
+        self.key = None if key is None else (key,) if isinstance(key, str) else tuple(key)
         self.records: list[dict] = []
-        if self.path.exists():
-            raw = self.path.read_bytes()
+        self._index: dict[tuple, dict] = {}
+        self._read_bytes = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")))
+        self._sync()
+
+    def _sync(self) -> None:
+        """Read what was appended since the last read (by us, another session or another process)."""
+        with self._lock:
+            if not self.path.exists():
+                return
+            with open(self.path, "rb") as f:
+                f.seek(self._read_bytes)
+                raw = f.read()
             good = 0
             for line in raw.splitlines(keepends=True):
                 try:
                     if not line.endswith(b"\n"):
                         raise ValueError("no newline")
-                    self.records.append(json.loads(line))
+                    record = json.loads(line)
                 except ValueError:
                     break
+                self._add(record)
                 good += len(line)
             if good < len(raw):
                 warnings.warn(f"{self.path}: dropped a partial last record ({len(raw) - good} bytes) left by an "
-                              "interrupted write; it will be recomputed", stacklevel=2)
+                              "interrupted write; it will be recomputed", stacklevel=3)
                 with open(self.path, "r+b") as f:
-                    f.truncate(good)
+                    f.truncate(self._read_bytes + good)
+            self._read_bytes += good
 
-    def append(self, record: dict) -> None:
+    def _add(self, record: dict) -> None:
+        self.records.append(record)
+        if self.key is not None:
+            self._index.setdefault(self._key_of(record), record)
+
+    def _key_of(self, record: dict) -> tuple:
+        missing = [k for k in self.key if k not in record]
+        if missing:
+            raise KeyError(f"{self.path.name}: a record without {missing[0]!r}; its key is {', '.join(self.key)}")
+        return tuple(json.dumps(_plain(record[k]), sort_keys=True) for k in self.key)
+
+    def get(self, key: dict) -> dict | None:
+        """The logged record under `key` (a dict holding the key fields), or None."""
+        if self.key is None:
+            raise TypeError(f"{self.path.name} was opened without a key: run.log(name, key=...) names the fields")
+        return self._index.get(self._key_of(key))
+
+    def append(self, record: dict) -> dict:
+        """Write one record; returns it as logged (plain JSON: tuples as lists, NaN as None)."""
         line = json.dumps(_plain(record), default=float, ensure_ascii=False, allow_nan=False) + "\n"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as f:
-            f.write(line.encode())
-            f.flush()
-            os.fsync(f.fileno())
-        self.records.append(json.loads(line))
+        stored = json.loads(line)
+        with self._lock:
+            self._sync()
+            if self.key is not None and (first := self._index.get(self._key_of(stored))) is not None:
+                return first
+            with open(self.path, "ab") as f:
+                f.write(line.encode())
+                f.flush()
+                os.fsync(f.fileno())
+            self._read_bytes += len(line.encode())
+            self._add(stored)
+        return stored
+
+    def once(self, key: dict, compute: Callable[[], dict]) -> dict:
+        """The record under `key`: read back if logged, else `compute()` with the key fields, logged."""
+        self._sync()
+        found = self.get(key)
+        return found if found is not None else self.append({**key, **compute(), **key})
+
+    def many(self, keys: list[dict], compute: Callable[[list[dict]], Iterable[dict] | pd.DataFrame],
+             desc: str | None = None) -> list[dict]:
+        """The records under `keys`, in their order. The keys not logged yet go to one `compute(todo)`
+        call, which yields records (a DataFrame's rows, or dicts as an executor finishes them), each
+        carrying its key fields; each is logged as it arrives, records of keys not asked for are
+        dropped. `desc` shows a progress bar counting the keys done."""
+        from tqdm.auto import tqdm
+
+        self._sync()
+        todo = list({self._key_of(k): k for k in keys if self.get(k) is None}.values())
+        if todo:
+            wanted = {self._key_of(k) for k in todo}
+            bar = tqdm(total=len(keys), initial=len(keys) - len(todo), desc=desc, disable=desc is None)
+            made = compute(todo)
+            for record in made.to_dict("records") if isinstance(made, pd.DataFrame) else made:
+                if (key := self._key_of(record)) in wanted:
+                    wanted.discard(key)
+                    self.append(record)
+                    bar.update(1)
+            bar.close()
+            missing = [k for k in todo if self.get(k) is None]
+            if missing:
+                raise ValueError(f"{self.path.name}: compute returned no record for {len(missing)} key(s), "
+                                 f"e.g. {({f: missing[0][f] for f in self.key})}")
+        return [self.get(k) for k in keys]
 
 
 def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
@@ -172,29 +282,34 @@ def new_run_path(name: str, folder: str = "runs") -> Path:
 
 def start_run(name: str, run_dir: str | Path | None = None, config: dict | None = None,
               overwrite: bool = False) -> Run:
-    """Create (or reopen an unfinished) run directory and write its resolved config.yaml.
+    """Create a run directory and write its resolved config.yaml, or reopen one started with this config.
 
-    Reopening resumes: the config must be the one the run was started with, else ValueError lists the
-    keys that differ (a resumed run mixing two configs would compare nothing). `overwrite=True` starts
-    the directory afresh with the new config, deleting the previous run's records (executed notebooks
-stay: papermill may be writing one there)."""
+    Reopening resumes an unfinished run and shows a finished one (`finished_before`): the logs hold what
+    was computed. Another config is refused with a ValueError listing the keys that differ (a run mixing
+    two configs would compare nothing). `overwrite=True` starts the directory afresh with the new
+    config, deleting the previous run's records (executed notebooks stay: papermill may be writing one
+    there)."""
     path = Path(run_dir) if run_dir else new_run_path(name)
-    run = Run(path)
     resolved = _plain({"name": name, **(config or {})})
-    if run.finished and not overwrite:
-        raise FileExistsError(f"{path} already holds a finished run ({METRICS} exists); choose another RUN_DIR, "
-                              "leave RUN_DIR empty for a new timestamped one, or pass overwrite=True")
     if overwrite and path.exists():
         for item in path.iterdir():  # papermill may be writing the executed notebook here right now
             if item.suffix != ".ipynb":
                 shutil.rmtree(item) if item.is_dir() else item.unlink()
+    run = Run(path)
     previous = path / "config.yaml"
     if previous.exists():
         changes = config_changes(yaml.safe_load(previous.read_text()) or {}, yaml.safe_load(yaml.safe_dump(resolved)))
         if changes:
-            raise ValueError(f"{path} holds an unfinished run started with another config; resuming it would mix "
-                             f"two experiments. Changed: {'; '.join(changes)}. Restore those values to resume, "
-                             "choose another RUN_DIR, or pass overwrite=True to start it afresh")
+            state = ("a finished run" if run.finished else
+                     "an unfinished run; resuming it would mix two experiments")
+            raise ValueError(f"{path} holds {state} started with another config. Changed: {'; '.join(changes)}. "
+                             "Restore those values to reopen it, choose another RUN_DIR (or none for a new "
+                             "timestamped one), or pass overwrite=True to start it afresh")
+    elif run.finished:
+        raise FileExistsError(f"{path} already holds a finished run ({METRICS}) without the config.yaml it was "
+                              "started with; choose another RUN_DIR, or pass overwrite=True")
+    run.finished_before = run.finished
     path.mkdir(parents=True, exist_ok=True)
-    run.write_yaml("config.yaml", resolved)
+    if not previous.exists():
+        run.write_yaml("config.yaml", resolved)
     return run

@@ -26,9 +26,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .runs import METRICS, atomic_write
+from .runs import METRICS, atomic_write, notebooks
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 FAILED = "failed.json"
 TIMING = "execution.json"  # how long a finished run took, read back when a sweep skips it
 
@@ -38,7 +37,7 @@ def find_notebook(name: str | Path) -> Path:
     path = Path(name)
     if path.suffix == ".ipynb" and path.exists():
         return path.resolve()
-    known = sorted(NOTEBOOKS.glob("*.ipynb"))
+    known = notebooks()
     stem = path.name.removesuffix(".ipynb")
     matches = [p for p in known if p.stem == stem] or [p for p in known if p.stem.startswith(stem + "_")]
     if len(matches) != 1:

@@ -17,8 +17,8 @@ def test_baseline_is_computed_once_per_passage(passage, monkeypatch):
     real = task.answer
     monkeypatch.setattr(task, "answer", lambda ps: calls.append([p.id for p in ps]) or real(ps))
     first = task.baseline(passage)
-    task.score_self_edit(passage, "Pellin Harbour is the capital of Velmora Island.", seed=0)
-    task.score_self_edit(passage, "Velmora Island lies in the Sorrel Sea.", seed=1)
+    task.score(passage, "Pellin Harbour is the capital of Velmora Island.", seed=0)
+    task.score(passage, "Velmora Island lies in the Sorrel Sea.", seed=1)
     assert task.baseline(passage) is first
     assert calls.count(["p0"]) == 3  # one baseline + one evaluation per candidate, never a re-graded baseline
     assert len(first["answers"]) == len(passage.questions)
@@ -28,16 +28,16 @@ def test_reward_is_adapted_accuracy_and_gain_is_over_baseline(passage):
     always_right = lambda predictions, answers, questions=None: [1.0] * len(predictions)  # noqa: E731
     task = KnowledgeTask(*load_model("tiny", seed=0), InnerLoopConfig(rank=4, epochs=1), EvalConfig(max_new_tokens=4),
                          grader=always_right)
-    result = task.score_self_edit(passage, "Pellin Harbour is the capital of Velmora Island.")
+    result = task.score(passage, "Pellin Harbour is the capital of Velmora Island.")
     assert result["reward"] == 1.0 and result["baseline"] == 1.0 and result["gain"] == 0.0
-    graded = make_task("exact_match").score_self_edit(passage, "Pellin Harbour is the capital of Velmora Island.")
+    graded = make_task("exact_match").score(passage, "Pellin Harbour is the capital of Velmora Island.")
     assert graded["gain"] == graded["reward"] - graded["baseline"]
     assert set(graded) >= {"reward", "baseline", "gain", "status", "losses", "answers", "documents", "train_seconds"}
     assert graded["status"] == "ok" and graded["n_examples"] == 2 and graded["steps"] == 4
 
 
 def test_empty_edit_is_an_outcome_not_a_crash(passage):
-    result = make_task().score_self_edit(passage, "\n\n  \n")
+    result = make_task().score(passage, "\n\n  \n")
     assert result["status"] == "empty_edit"
     assert result["documents"] == [f"{passage.title}\n{passage.context}"]
 
@@ -66,7 +66,7 @@ def test_an_edit_with_no_documents_trains_nothing(passage):
     model, tokenizer = load_model("tiny", seed=0)
     task = KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, epochs=1), EvalConfig(max_new_tokens=4),
                          DocumentConfig(include_passage=False))
-    result = task.score_self_edit(passage, "")
+    result = task.score(passage, "")
     assert result["status"] == "empty_edit" and result["steps"] == 0 and result["gain"] == 0.0
     assert result["reward"] == task.baseline(passage)["reward"]
     assert task.score_passage_only(passage)["n_examples"] == 1  # the control always has the passage
@@ -85,7 +85,7 @@ def test_a_prebuilt_inner_loop_can_be_passed(passage):
     model, tokenizer = load_model("tiny", seed=0)
     inner = InnerLoop(model, tokenizer, InnerLoopConfig(rank=4, epochs=1))
     task = KnowledgeTask(model, tokenizer, inner, EvalConfig(max_new_tokens=4))
-    assert task.inner is inner and task.score_self_edit(passage, "A fact about Velmora Island.")["steps"] == 2
+    assert task.inner is inner and task.score(passage, "A fact about Velmora Island.")["steps"] == 2
 
 
 def test_the_three_steps_the_outer_loop_uses(passage):

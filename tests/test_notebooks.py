@@ -9,8 +9,7 @@ import pytest
 from conftest import CHROMIUM
 
 from seal_kit import profiles
-
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+from seal_kit.runs import NOTEBOOKS, notebooks
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "seal_reference"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"SEAL reference data not found at {REFERENCE}; "
                                      "the replay of the paper's self-edits reads its passages, self-edits and verdicts")
@@ -20,6 +19,22 @@ def run_notebook(name, run_dir, **parameters):
     papermill.execute_notebook(str(NOTEBOOKS / name), str(run_dir / name), cwd=str(NOTEBOOKS), progress_bar=False,
                                parameters={"SMOKE": True, "RUN_DIR": str(run_dir), **parameters})
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+def printed(saved: Path) -> str:
+    """Everything the saved notebook's cells printed."""
+    return "".join(o.get("text", "") for c in nbformat.read(saved, as_version=4).cells if c.cell_type == "code"
+                   for o in c.outputs if o.output_type == "stream")
+
+
+def rerun_reads_back(name, run_dir, **parameters):
+    """Run the notebook again, as before, on its finished run directory: its results are shown again and
+    nothing is computed again (no log gains a record), so the metrics are the same."""
+    logs = {p: p.read_bytes() for p in run_dir.rglob("*.jsonl")}
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert run_notebook(name, run_dir, **parameters) == metrics
+    assert {p: p.read_bytes() for p in run_dir.rglob("*.jsonl")} == logs
+    assert "(finished before: its results are read back" in printed(run_dir / name)
 
 
 def exercise_check(saved: Path) -> str:
@@ -34,7 +49,8 @@ def test_quickstart(tmp_path):
     metrics = run_notebook("01_quickstart.ipynb", tmp_path, K=1)
     assert metrics["n_questions"] == 5 and len(metrics["rewards"]) == 1
     assert 0.0 <= metrics["best_reward"] <= 1.0
-    for name in ("config.yaml", "self_edits.jsonl", "self_edits.parquet", "adapter_best/adapter_config.json"):
+    for name in ("config.yaml", "baseline.jsonl", "self_edits.jsonl", "candidates.jsonl",
+                 "adapter_best/adapter_config.json"):
         assert (tmp_path / name).exists(), name
     # The saved notebook shows its loss curves without re-running: a PNG beside plotly's JSON.
     saved = nbformat.read(tmp_path / "01_quickstart.ipynb", as_version=4)
@@ -44,6 +60,7 @@ def test_quickstart(tmp_path):
     if CHROMIUM.exists():
         assert figures[0]["image/png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
     assert exercise_check(tmp_path / "01_quickstart.ipynb").startswith("✗ not done yet")
+    rerun_reads_back("01_quickstart.ipynb", tmp_path, K=1)
 
 
 @pytest.mark.slow
@@ -61,6 +78,26 @@ def test_knowledge_incorporation(tmp_path):
     assert len(lines) == 2 + 2 * 2  # passage-only + K self-edits, per passage
     check = exercise_check(tmp_path / "02_knowledge_incorporation.ipynb")
     assert check.startswith("✓ every candidate trained for one epoch"), check
+    rerun_reads_back("02_knowledge_incorporation.ipynb", tmp_path, K=2, EPOCHS=1)
+    with pytest.raises(papermill.PapermillExecutionError, match=r"holds a finished run started with another "
+                       r"config\. Changed: inner_loop\.epochs: 1 -> 2\. "):
+        run_notebook("02_knowledge_incorporation.ipynb", tmp_path, K=2, EPOCHS=2)
+
+
+@pytest.mark.slow
+def test_knowledge_incorporation_batches_candidates_and_resumes(tmp_path):
+    """Two candidates' inner loops train together; an interrupted run scores only what it had not logged."""
+    run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", BATCH_CANDIDATES=2)
+    log = tmp_path / "candidates.jsonl"
+    lines = log.read_text().splitlines()
+    assert len(lines) == 2 + 2 * 2
+    (tmp_path / "metrics.json").unlink()  # as if stopped before the last candidate was logged
+    log.write_text("\n".join(lines[:-1]) + "\n")
+    run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", BATCH_CANDIDATES=2)
+    again = log.read_text().splitlines()
+    assert again[:-1] == lines[:-1] and len(again) == len(lines)  # only the lost candidate was scored again
+    key = ("condition", "passage_id", "sample")
+    assert [json.loads(again[-1])[k] for k in key] == [json.loads(lines[-1])[k] for k in key]
 
 
 PAPER_ALL_200 = {"base": 0.3267, "passage": 0.3351, "seal-reference:base": 0.3968, "seal-reference:gpt4_1": 0.4631,
@@ -94,6 +131,8 @@ def test_knowledge_incorporation_replays_the_papers_self_edits(tmp_path):
     assert len(scored) == 2 * 4 and {r["sample"] for r in scored if r["condition"] != "passage"} == {0}
     first = next(r for r in scored if r["condition"] == "seal-reference:gpt4_1")
     assert first["self_edit"] == load_reference_self_edits("gpt4_1", passages[:1]).self_edit[0]
+    rerun_reads_back("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", DATA="seal-eval",
+                     SELF_EDITS="seal-reference", K=1)
 
 
 @pytest.mark.slow
@@ -116,7 +155,7 @@ def test_the_paper_replay_profile_sets_up_the_replay():
 
 
 def test_every_notebook_has_a_commented_parameters_cell():
-    for path in NOTEBOOKS.glob("*.ipynb"):
+    for path in notebooks():
         cells = json.loads(path.read_text())["cells"]
         tagged = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
         assert len(tagged) == 1, path.name
@@ -140,6 +179,7 @@ def test_rest_em_headless(tmp_path):
                  "reward_curve.html", "reward_distribution.html", "plotly.min.js"):
         assert (tmp_path / name).exists(), name
     assert exercise_check(tmp_path / "03_rest_em.ipynb").startswith("✗ not done yet")
+    rerun_reads_back("03_rest_em.ipynb", tmp_path, MODEL="tiny", PROFILE="cpu-tiny", BATCH_CANDIDATES=2)
 
 
 @pytest.mark.slow
@@ -176,6 +216,7 @@ def test_arc_few_shot(tmp_path):
     assert all(r["reason"] for r in scored if r["status"] != "ok")  # failed configs say why
     assert (tmp_path / "success.html").exists()
     assert exercise_check(tmp_path / "04_arc_few_shot.ipynb").startswith("✗ not done yet")
+    rerun_reads_back("04_arc_few_shot.ipynb", tmp_path, MODEL="tiny")
 
 
 @pytest.mark.slow
@@ -192,6 +233,7 @@ def test_continued_pretraining(tmp_path):
     assert metrics["conditions"]["teacher"]["n_documents"] == 2 * 2  # each edit's document + its passage
     assert metrics["conditions"]["base"]["steps"] == 0 < metrics["conditions"]["self_edit"]["steps"]
     assert exercise_check(tmp_path / "05_continued_pretraining.ipynb").startswith("✗ not done yet")
+    rerun_reads_back("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher))
 
 
 @pytest.mark.slow
@@ -205,3 +247,4 @@ def test_forgetting(tmp_path):
     for name in ("matrix_merge", "matrix_route", "retention"):
         assert (tmp_path / f"{name}.html").exists(), name
     assert exercise_check(tmp_path / "06_forgetting.ipynb").startswith("✗ not done yet")
+    rerun_reads_back("06_forgetting.ipynb", tmp_path, MODEL="tiny")

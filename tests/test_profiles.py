@@ -1,11 +1,13 @@
-"""Run profiles: loading, per-notebook parameters, unknown keys, explicit values winning."""
+"""Run profiles: loading, per-notebook parameters, unknown keys, explicit values winning, smoke."""
+import json
+
 import pytest
 
 from seal_kit import profiles
 
 
-def test_the_three_profiles_load_and_name_their_command():
-    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper", "paper-replay"]
+def test_the_profiles_load_and_name_their_command():
+    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper", "paper-replay", "smoke"]
     for name in profiles.names():
         spec = profiles.load(name)
         header = (profiles.FOLDER / f"{name}.yaml").read_text().splitlines()[:4]
@@ -42,6 +44,29 @@ def test_apply_fills_defaults_and_keeps_explicit_values():
     assert namespace["K"] == 7 and "K" not in changed
     assert namespace["N_TRAIN"] == 3 and namespace["ROUNDS"] == 1 and changed["N_EVAL"] == 3
     assert profiles.apply(None, namespace, "03_rest_em") == {}
+
+
+def test_smoke_is_a_profile_under_explicit_values_and_over_the_others():
+    namespace = dict(profiles.notebook_defaults("03_rest_em"), K=0, SMOKE=True)  # K=0 given explicitly
+    changed = profiles.apply("cpu-tiny", namespace, "03_rest_em", smoke=namespace["SMOKE"])
+    assert namespace["K"] == 0 and "K" not in changed  # seen by the notebook, which then refuses it
+    assert namespace["N_TRAIN"] == 2 and namespace["N_EVAL"] == 1  # smoke's, over cpu-tiny's 3 and 3
+    assert namespace["ROUNDS"] == 1 and namespace["ANSWER_TOKENS"] == 8  # cpu-tiny's where smoke says nothing
+    arc = dict(profiles.notebook_defaults("04_arc_few_shot"), TASKS="ragged.json")
+    profiles.apply(None, arc, "04_arc_few_shot", smoke=True)
+    assert arc["TASKS"] == "ragged.json" and arc["TRAIN_TASKS"] == ["6150a2bd", "5582e5ca"] and arc["VIEWS"] == 2
+
+
+def test_every_notebook_has_smoke_values_and_reads_smoke_only_through_the_profile():
+    from seal_kit.runs import notebooks
+
+    for path in notebooks():
+        assert profiles.parameters("smoke", path.stem), path.stem
+        code = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+        reads = [line for c in code if "parameters" not in c["metadata"].get("tags", [])
+                 for line in "".join(c["source"]).splitlines() if "SMOKE" in line]
+        assert reads == [f'profiles.apply(PROFILE, globals(), "{path.stem}", smoke=SMOKE)  '
+                         "# before anything reads the parameters"], path.stem
 
 
 def test_empty_sections_are_allowed(tmp_path):

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from seal_kit.runs import METRICS, outputs_root, start_run
+from seal_kit.runs import AppendLog, notebooks, outputs_root, project_root, start_run
 
 
 @dataclass
@@ -28,17 +28,44 @@ def test_outputs_root_is_the_projects_outputs_folder(tmp_path, monkeypatch):
     (tmp_path / "pyproject.toml").write_text("")
     (tmp_path / "notebooks").mkdir()
     monkeypatch.chdir(tmp_path / "notebooks")
-    assert outputs_root() == tmp_path / "outputs"
+    assert outputs_root() == tmp_path / "outputs" and project_root() == tmp_path
+    monkeypatch.chdir(tmp_path.parent)  # outside any project: ./outputs
+    assert project_root() is None and outputs_root() == tmp_path.parent / "outputs"
+
+
+def test_the_notebooks_are_listed_once_in_course_order():
+    names = [p.stem for p in notebooks()]
+    assert names[0] == "01_quickstart" and names == sorted(names) and "06_forgetting" in names
 
 
 def test_finished_run_is_never_silently_overwritten(tmp_path):
-    run = start_run("x", tmp_path / "r")
+    run = start_run("x", tmp_path / "r", {"K": 2})
     run.finish({"accuracy": 0.5})
-    with pytest.raises(FileExistsError, match="already holds a finished run"):
+    with pytest.raises(ValueError, match=r"holds a finished run started with another config\. Changed: K: 2 -> 3"):
+        start_run("x", tmp_path / "r", {"K": 3})
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text()) == {"accuracy": 0.5}
+    again = start_run("x", tmp_path / "r", {"K": 3}, overwrite=True)
+    assert not again.finished and not again.finished_before
+
+
+def test_a_finished_run_reopens_with_its_config_and_reads_its_records_back(tmp_path):
+    run = start_run("x", tmp_path / "r", {"K": 2})
+    assert not run.finished_before and "finished before" not in str(run)
+    run.log("scores", key="sample").once({"sample": 0}, lambda: {"reward": 0.5})
+    run.finish({"accuracy": 0.5})
+    again = start_run("x", tmp_path / "r", {"K": 2})  # Run All on a finished run: shown, not refused
+    assert again.finished_before and "finished before" in str(again)
+    assert again.log("scores", key="sample").once({"sample": 0}, lambda: pytest.fail("recomputed")) == {
+        "sample": 0, "reward": 0.5}
+    with pytest.warns(UserWarning, match=r"differ from those saved: accuracy: 0\.5 -> 0\.6"):
+        again.finish({"accuracy": 0.6})
+
+
+def test_a_finished_run_without_its_config_is_refused(tmp_path):
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "metrics.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="finished run .* without the config.yaml"):
         start_run("x", tmp_path / "r")
-    assert json.loads((tmp_path / "r" / METRICS).read_text()) == {"accuracy": 0.5}
-    again = start_run("x", tmp_path / "r", overwrite=True)
-    assert not again.finished
 
 
 def test_unfinished_run_can_be_reopened(tmp_path):
@@ -96,3 +123,40 @@ def test_append_log_survives_reopening_and_drops_a_torn_last_line(tmp_path):
     assert again.records == [{"round": 0, "reward": 0.5}, {"round": 0, "reward": 1.0}]
     again.append({"round": 1, "reward": 0.0})
     assert [r["round"] for r in run.log("candidates").records] == [0, 0, 1]
+
+
+def test_a_keyed_log_computes_each_key_once_across_reopenings(tmp_path):
+    run = start_run("x", tmp_path / "r")
+    calls = []
+
+    def square(todo):
+        calls.append([k["n"] for k in todo])
+        return ({**k, "square": k["n"] ** 2} for k in reversed(todo))  # in any order, as an executor finishes
+
+    log = run.log("squares", key="n")
+    assert [r["square"] for r in log.many([{"n": 1}, {"n": 2}], square)] == [1, 4]
+    again = run.log("squares", key="n")  # reopened: read back, only the new key computed
+    assert [r["square"] for r in again.many([{"n": 2}, {"n": 3}, {"n": 1}], square)] == [4, 9, 1]
+    assert calls == [[1, 2], [3]]
+    assert [r["n"] for r in again.records] == [2, 1, 3]  # one record per key, in finishing order
+    assert again.once({"n": 3}, lambda: pytest.fail("computed twice"))["square"] == 9
+    assert again.once({"n": 4}, lambda: {"square": 16, "n": "ignored: the key wins"}) == {"n": 4, "square": 16}
+
+
+def test_a_keyed_log_keeps_the_first_record_of_a_key_another_writer_logged(tmp_path):
+    first, second = AppendLog(tmp_path / "log.jsonl", key=("a", "b")), AppendLog(tmp_path / "log.jsonl", key=("a", "b"))
+    first.append({"a": 1, "b": [2], "v": "first"})
+    assert second.append({"a": 1, "b": (2,), "v": "second"})["v"] == "first"  # it reads what the other appended
+    assert len((tmp_path / "log.jsonl").read_text().splitlines()) == 1
+    assert not (tmp_path / "log.jsonl.lock").exists() and (tmp_path / ".log.jsonl.lock").exists()
+
+
+def test_a_keyed_log_names_what_is_wrong(tmp_path):
+    log = AppendLog(tmp_path / "log.jsonl", key="task")
+    with pytest.raises(KeyError, match="a record without 'task'; its key is task"):
+        log.append({"name": "x"})
+    with pytest.raises(ValueError, match=r"no record for 1 key\(s\), e.g. \{'task': 'b'\}"):
+        log.many([{"task": "a"}, {"task": "b"}], lambda todo: [{"task": "a", "reward": 1.0}])
+    assert log.get({"task": "a"})["reward"] == 1.0  # what did arrive is kept
+    with pytest.raises(TypeError, match="without a key"):
+        AppendLog(tmp_path / "plain.jsonl").get({"task": "a"})

@@ -94,6 +94,9 @@ def test_cli_sweep_run_and_runs(notebook, tmp_path, capsys):
     assert "FAILED" in capsys.readouterr().out
     assert cli.main(["run", str(notebook), "-p", "X", "4", "--run-dir", str(tmp_path / "one")]) == 0
     assert json.loads((tmp_path / "one" / "metrics.json").read_text())["square"] == 16
+    assert "finished: " in (said := capsys.readouterr().out) and "metrics.json, square.ipynb" in said
+    assert cli.main(["run", str(notebook), "-p", "X", "4", "--run-dir", str(tmp_path / "one")]) == 0
+    assert "finished before (nothing run again)" in capsys.readouterr().out
     assert cli.main(["run", "99_nothing"]) == 2
     assert "no notebook" in capsys.readouterr().err
     assert cli.main(["run", str(notebook), "--profile", "nope"]) == 2
@@ -105,6 +108,10 @@ def test_cli_values_and_profile_merge():
     assert cli._value("[a, b]") == ["a", "b"] and cli._value("rewrite") == "rewrite"
     merged = cli._with_profile({"K": 3}, "cpu-tiny", "03")  # explicit, even at the notebook's default, wins
     assert merged["K"] == 3 and merged["N_TRAIN"] == 3 and "PROFILE" not in merged
+    smoke = cli._with_profile({"SMOKE": True, "K": 0}, "cpu-tiny", "03")  # smoke over the profile, under -p
+    assert (smoke["K"], smoke["N_TRAIN"], smoke["ROUNDS"], smoke["EPOCHS"]) == (0, 2, 1, 1)
+    with pytest.raises(ValueError, match=r"-p EPOCHS 10 is the notebook's default, which SMOKE replaces by 1"):
+        cli._with_profile({"SMOKE": True, "EPOCHS": 10}, None, "03")
 
 
 def test_finished_run_dir_with_other_parameters_is_refused(notebook, tmp_path):
