@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .adapters import base_weights_restored
-from .data import Passage
+from .passages import Passage
 from .generator import GENERATOR, Generator, saved_generator
 from .inner_loop import ADAPTER, train_lora
 from .knowledge import KnowledgeTask

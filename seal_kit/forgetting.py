@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .adapters import base_weights_restored
-from .data import Passage
+from .passages import Passage
 from .knowledge import KnowledgeTask
 from .self_edit import training_documents
 

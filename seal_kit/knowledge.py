@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import check_backend, generate_with
-from .data import Passage
+from .passages import Passage
 from .graders import Grader, get_grader
 from .inner_loop import InnerLoop, InnerLoopConfig
 from .prompts import question_prompt, self_edit_prompt
