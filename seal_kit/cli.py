@@ -66,7 +66,7 @@ def _results(run_dir: str | Path) -> str:
 
 def _grade_agreement(file: str, grader: str, limit: int | None = None) -> dict:
     from .agreement import agreement
-    from .graders import FittedGrader
+    from .graders import shipped_fitted
     from .reference import load_graded
 
     graded = load_graded(file)
@@ -75,7 +75,7 @@ def _grade_agreement(file: str, grader: str, limit: int | None = None) -> dict:
             raise ValueError(f"--limit must be a positive number of answers, got {limit}")
         graded = graded.sample(n=min(limit, len(graded)), random_state=0).sort_index()
     result = agreement(grader, graded)
-    if grader == "fitted" and str(graded.condition.iloc[0]) in FittedGrader().weights["fitted_on"]:
+    if grader == "fitted" and str(graded.condition.iloc[0]) in shipped_fitted().weights["fitted_on"]:
         result["note"] = ("in sample: the shipped weights were fitted on this file's verdicts; "
                           "`python -m seal_kit.agreement table` scores each condition with weights fitted without it")
     return result

@@ -268,13 +268,13 @@ class FittedGrader:
 
 # Named graders; "judge:<model>" is resolved separately because the model name is open-ended.
 @lru_cache(maxsize=1)
-def _shipped_fitted() -> FittedGrader:
+def shipped_fitted() -> FittedGrader:
     return FittedGrader()
 
 
 def fitted(predictions, answers, questions=None) -> list[float]:
     """The FittedGrader with the shipped weights (the default for knowledge runs)."""
-    return _shipped_fitted()(predictions, answers, questions)
+    return shipped_fitted()(predictions, answers, questions)
 
 
 GRADERS: dict[str, Grader] = {"exact_match": exact_match, "f1": token_f1, "contains": contains, "fitted": fitted}
