@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .inner_loop import ADAPTER, InnerLoop, InnerLoopResult, batch_order, checkpointing, encode_examples
+from .inner_loop import ADAPTER, InnerLoop, InnerLoopResult, batch_order, checkpointing, encode_examples, lr_factor
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train_lora uses
 
@@ -138,6 +138,10 @@ class BatchedLoRA:
             if config.dropout:
                 raise ValueError(f"BatchedLoRA.train: LoRA dropout must be 0 (paper: 0), got {config.dropout}: "
                                  "per-row dropout masks would not match the one-at-a-time loop")
+            if config.pad_to is not None or config.grad_accumulation != 1:
+                raise ValueError("BatchedLoRA.train packs examples without padding and steps once per batch: the "
+                                 f"reference's padding (pad_to={config.pad_to}) and grad_accumulation="
+                                 f"{config.grad_accumulation} need the one-at-a-time loop (BATCH_CANDIDATES = 1)")
         began = time.perf_counter()
         encoded = [encode_examples(self.inner.tokenizer, examples, config.max_length)
                    for (examples, _, _), config in zip(jobs, configs)]
@@ -151,7 +155,7 @@ class BatchedLoRA:
         model.train()
         try:
             with checkpointing(model, any(c.gradient_checkpointing for c in configs)):
-                losses, tokens = self._steps(encoded, schedules, [c.lr for c in configs], progress, desc)
+                losses, tokens = self._steps(encoded, schedules, configs, progress, desc)
         finally:
             model.eval()
             for p in params:
@@ -160,12 +164,13 @@ class BatchedLoRA:
         share = (time.perf_counter() - began) / len(jobs)
         return [InnerLoopResult(losses[k], len(losses[k]), tokens[k], share) for k in range(len(jobs))]
 
-    def _steps(self, encoded, schedules, lrs, progress, desc):
-        """Step s: the s-th batch of every candidate still training, packed; one backward; masked AdamW."""
+    def _steps(self, encoded, schedules, configs, progress, desc):
+        """Step s: the s-th batch of every candidate still training, packed; one backward; each candidate's
+        gradient clipped to its own norm (as train_lora clips one adapter); masked AdamW at each
+        candidate's scheduled learning rate."""
         params = self.A + self.B
         device, n_jobs = params[0].device, len(schedules)
         moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
-        lr = torch.tensor(lrs, device=device, dtype=params[0].dtype)
         steps = torch.zeros(n_jobs, device=device, dtype=params[0].dtype)
         losses, tokens = [[] for _ in schedules], [0] * n_jobs
         pad = self.inner.tokenizer.pad_token_id
@@ -184,6 +189,9 @@ class BatchedLoRA:
                 per_job = loss_sum[mask] / count[mask]  # each candidate's mean over its own label tokens
                 per_job.sum().backward()  # so each adapter's gradient comes from its own loss only
             steps += mask
+            _clip(params, [c.max_grad_norm for c in configs])
+            lr = torch.tensor([c.lr * lr_factor(c, s, len(sched)) for c, sched in zip(configs, schedules)],
+                              device=device, dtype=params[0].dtype)
             _adam(params, moments, mask, steps, lr)
             for k, value in zip(active, per_job.tolist()):
                 losses[k].append(value)
@@ -226,6 +234,19 @@ def _pack(examples: list[tuple[int, tuple[list[int], list[int]]]], pad_id: int, 
     as_tensor = lambda v: torch.tensor(v, dtype=torch.long, device=device)  # noqa: E731
     return _Packed(as_tensor(ids).view(len(rows), width), as_tensor(positions).view(len(rows), width),
                    as_tensor(targets), as_tensor(owner), [(k, len(x)) for k, (x, _) in examples])
+
+
+@torch.no_grad()
+def _clip(params, max_norms: list[float | None]) -> None:
+    """torch.nn.utils.clip_grad_norm_ per candidate: row k of every stacked gradient scaled so that
+    candidate k's gradient norm is at most max_norms[k] (None: left alone)."""
+    if all(m is None for m in max_norms):
+        return
+    norms = torch.stack([p.grad.float().pow(2).flatten(1).sum(1) for p in params]).sum(0).sqrt()
+    limit = torch.tensor([float("inf") if m is None else m for m in max_norms], device=norms.device)
+    scale = (limit / (norms + 1e-6)).clamp(max=1.0)
+    for p in params:
+        p.grad.mul_(scale.view((-1,) + (1,) * (p.dim() - 1)).to(p.grad.dtype))
 
 
 @torch.no_grad()

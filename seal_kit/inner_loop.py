@@ -10,7 +10,10 @@
 The base model is loaded once per process and wrapped once; every `train` call re-initialises the
 same adapter's weights under its seed instead of reloading or copying the base. Batches are padded
 only to their longest document, and pad positions never enter the loss (the reference padded every
-document to 2048 tokens and trained on the pads). Examples are documents (loss on every token) or
+document to 2048 tokens and trained on the pads: `pad_to=2048` emulates it for A/B studies). The
+reference's Hugging Face Trainer defaults are switches too: `schedule` (constant here, linear decay
+there, cosine with `warmup_ratio` for ARC), `max_grad_norm` (off here, 1.0 there) and
+`grad_accumulation` (effective batch = batch_size x grad_accumulation). Examples are documents (loss on every token) or
 (prompt, completion) pairs (loss on the completion only): `train_lora` is the one SFT mechanism,
 shared with the outer loop's generator update.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -28,6 +32,9 @@ from tqdm.auto import tqdm
 from .adapters import DEFAULT, AdapterSlot
 
 ADAPTER = DEFAULT  # the inner loop's adapter slot; peft saves it at the top of a folder
+
+
+SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclass
@@ -43,14 +50,50 @@ class InnerLoopConfig:
     epochs: int = field(default=10, metadata={"help": "passes over the documents (paper: 10)"})
     batch_size: int = field(default=1, metadata={"help": "documents per step (paper: 1)"})
     max_length: int = field(default=512, metadata={"help": "documents are truncated to this many tokens"})
+    schedule: str = field(default="constant", metadata={
+        "help": "learning-rate schedule over the optimiser steps: constant, linear (decay to 0; the reference's "
+                "Trainer default) or cosine (ARC's test-time training); warmup_ratio ramps any of them up first"})
+    warmup_ratio: float = field(default=0.0, metadata={"help": "share of the optimiser steps spent warming up from 0"})
+    max_grad_norm: float | None = field(default=None, metadata={
+        "help": "clip the gradient to this norm before each step; None: no clipping (the reference's Trainer: 1.0)"})
+    grad_accumulation: int = field(default=1, metadata={
+        "help": "batches whose gradients are summed before each optimiser step (effective batch = batch_size x this)"})
+    pad_to: int | None = field(default=None, metadata={
+        "help": "the reference's padding, emulated for A/B studies: every example padded to this many tokens with "
+                "the pads inside the loss (reference: 2048). None: pads never enter the loss"})
     gradient_checkpointing: bool = field(default=False, metadata={
         "help": "recompute activations in the backward pass: less memory for long examples (ARC, 7B models), "
                 "about a third more compute"})
 
     def __post_init__(self):
-        if self.epochs < 1 or self.batch_size < 1 or self.rank < 1:
-            raise ValueError(f"{type(self).__name__}: epochs, batch_size and rank must be >= 1, got {self.epochs}, "
-                             f"{self.batch_size} and {self.rank} (the base model is the no-training control)")
+        name = type(self).__name__
+        if self.epochs < 1 or self.batch_size < 1 or self.rank < 1 or self.grad_accumulation < 1:
+            raise ValueError(f"{name}: epochs, batch_size, grad_accumulation and rank must be >= 1, got {self.epochs}, "
+                             f"{self.batch_size}, {self.grad_accumulation} and {self.rank} (the base model is the "
+                             "no-training control)")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"{name}.schedule must be one of {', '.join(SCHEDULES)}; got {self.schedule!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"{name}.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_grad_norm is not None and self.max_grad_norm <= 0:
+            raise ValueError(f"{name}.max_grad_norm must be > 0 or None (no clipping), got {self.max_grad_norm}")
+        if self.pad_to is not None and self.pad_to < 2:
+            raise ValueError(f"{name}.pad_to must be a token count (reference: 2048) or None, got {self.pad_to}")
+
+
+def lr_factor(config: InnerLoopConfig, step: int, total: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) of `total`, as a share of `config.lr`: the
+    formulas of transformers' get_scheduler ("constant_with_warmup", "linear", "cosine"), so a run with the
+    reference's Trainer settings follows the same curve."""
+    warmup = math.ceil(config.warmup_ratio * total)
+    if step < warmup:
+        return step / max(1, warmup)
+    if config.schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if config.schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 @dataclass
@@ -85,11 +128,13 @@ def encode_examples(tokenizer, examples: list[str | tuple[str, str]], max_length
     return encoded
 
 
-def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest example; labels are -100 on pads so they never enter the loss."""
-    width = max(len(ids) for ids, _ in examples)
+def collate(examples: list[Example], pad_id: int, pad_to: int | None = None) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest example; labels are -100 on pads so they never enter the loss.
+    `pad_to`: the reference's way instead: pad to that many tokens (at least), pads labelled as the pad
+    token, so the loss averages over them too (attention still masks them)."""
+    width = max(max(len(ids) for ids, _ in examples), pad_to or 0)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100 if pad_to is None else pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, (x, y) in enumerate(examples):
         ids[row, :len(x)], labels[row, :len(y)], mask[row, :len(x)] = torch.tensor(x), torch.tensor(y), 1
@@ -169,24 +214,38 @@ def batch_order(n: int, batch_size: int, epochs: int, seed: int) -> list[list[in
     return batches
 
 
+def optimiser_steps(config: InnerLoopConfig, batches: list[list[int]]) -> list[list[list[int]]]:
+    """The batches of each optimiser step: `grad_accumulation` consecutive batches (the last step may
+    have fewer, as the Trainer's)."""
+    n = config.grad_accumulation
+    return [batches[i:i + n] for i in range(0, len(batches), n)]
+
+
 def _train_steps(model, encoded, pad_id, config, parameters, seed, progress, desc) -> InnerLoopResult:
     began = time.perf_counter()
     torch.manual_seed(seed)  # dropout masks, if any, depend on the seed alone, not on what ran before
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=0.0)
-    steps = batch_order(len(encoded), config.batch_size, config.epochs, seed)
+    steps = optimiser_steps(config, batch_order(len(encoded), config.batch_size, config.epochs, seed))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(config, step, len(steps)))
     losses, tokens = [], 0
     bar = tqdm(total=len(steps), desc=desc, disable=not progress, leave=False)
     model.train()
     try:
-        for indices in steps:
-            batch = collate([encoded[i] for i in indices], pad_id)
-            batch = {k: v.to(model.device) for k, v in batch.items()}
-            loss = model(**batch).loss
-            loss.backward()
+        for step in steps:
+            total = 0.0
+            for indices in step:  # gradients summed over the step's batches, each loss scaled as the Trainer does
+                batch = collate([encoded[i] for i in indices], pad_id, config.pad_to)
+                batch = {k: v.to(model.device) for k, v in batch.items()}
+                loss = model(**batch).loss / len(step)
+                loss.backward()
+                total += loss.item()
+                tokens += int(batch["attention_mask"].sum())
+            if config.max_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(parameters, config.max_grad_norm)
             optimizer.step()
+            scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            tokens += int(batch["attention_mask"].sum())
+            losses.append(total)
             bar.update(1)
     finally:
         bar.close()

@@ -30,16 +30,23 @@ def task():
     return KnowledgeTask(model, tokenizer, InnerLoopConfig(epochs=2, rank=4, alpha=8), EvalConfig(max_new_tokens=8))
 
 
-def test_batched_training_matches_one_at_a_time(task):
+REFERENCE_JOBS = [  # the reference's Trainer settings: schedules (warmup too) and per-candidate clipping
+    (examples, seed, {**overrides, **switches}) for (examples, seed, overrides), switches in zip(JOBS, [
+        {"schedule": "linear", "max_grad_norm": 1.0}, {"schedule": "cosine", "warmup_ratio": 0.2},
+        {"max_grad_norm": 0.05}, {"schedule": "linear", "warmup_ratio": 0.5, "max_grad_norm": 0.01}])]
+
+
+@pytest.mark.parametrize("jobs", [JOBS, REFERENCE_JOBS], ids=["kit", "reference-trainer"])
+def test_batched_training_matches_one_at_a_time(task, jobs):
     inner = task.inner
     one = []
-    for examples, seed, overrides in JOBS:
+    for examples, seed, overrides in jobs:
         result = inner.train(examples, seed=seed, **overrides)
         one.append((result, adapter_weights(inner.model)))
     lora = BatchedLoRA(inner)
-    many = lora.train(JOBS)
+    many = lora.train(jobs)
     for k, (result, weights) in enumerate(one):
-        inner.reset(JOBS[k][1])
+        inner.reset(jobs[k][1])
         start = adapter_weights(inner.model)
         lora.load(k)
         batched = adapter_weights(inner.model)
@@ -56,6 +63,9 @@ def test_batched_training_refuses_bad_jobs(task):
         lora.train([(["a document"], 0, {}), ([], 1, {})])
     with pytest.raises(ValueError, match="dropout must be 0"):
         lora.train([(["a document"], 0, {"dropout": 0.1})])
+    for switch in ({"pad_to": 64}, {"grad_accumulation": 2}):
+        with pytest.raises(ValueError, match="BATCH_CANDIDATES = 1"):
+            lora.train([(["a document"], 0, switch)])
 
 
 def test_rows_route_each_row_through_its_own_adapter(task, passage):

@@ -1,8 +1,9 @@
+import numpy as np
 import pytest
 import torch
 from peft import PeftModel
 
-from seal_kit.inner_loop import InnerLoop, InnerLoopConfig, batch_order, collate
+from seal_kit.inner_loop import InnerLoop, InnerLoopConfig, batch_order, collate, lr_factor
 from seal_kit.models import load_model
 
 FACT = "Velmora Island\nThe capital of Velmora Island is Pellin Harbour, founded in 1622."
@@ -148,3 +149,99 @@ def test_bad_epochs_and_truncation_are_reported():
     with pytest.warns(UserWarning, match="were cut"):
         ids = short.encode([OTHER])
     assert len(ids[0][0]) == 8 and ids[0][0][-1] == tokenizer.eos_token_id
+
+
+# The reference's Trainer settings, as switches (paper mode).
+
+def lora_weights(model):
+    return torch.cat([p.detach().flatten() for n, p in model.named_parameters() if "lora_" in n])
+
+
+@pytest.mark.parametrize("schedule,warmup", [("constant", 0.0), ("constant", 0.3), ("linear", 0.0), ("linear", 0.1),
+                                             ("cosine", 0.1)])
+def test_lr_schedules_follow_transformers_get_scheduler(schedule, warmup):
+    from transformers import get_scheduler
+
+    total = 23
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    name = "constant_with_warmup" if schedule == "constant" else schedule
+    reference = get_scheduler(name, optimizer, num_warmup_steps=int(np.ceil(warmup * total)), num_training_steps=total)
+    config = InnerLoopConfig(schedule=schedule, warmup_ratio=warmup)
+    for step in range(total):
+        assert lr_factor(config, step, total) == pytest.approx(optimizer.param_groups[0]["lr"], abs=1e-9), step
+        optimizer.step()
+        reference.step()
+
+
+def test_bad_switch_values_are_named():
+    for bad, match in [({"schedule": "step"}, "schedule must be one of constant, linear, cosine"),
+                       ({"warmup_ratio": 1.0}, "warmup_ratio"), ({"max_grad_norm": 0}, "max_grad_norm"),
+                       ({"grad_accumulation": 0}, "grad_accumulation"), ({"pad_to": 0}, "pad_to")]:
+        with pytest.raises(ValueError, match=match):
+            InnerLoopConfig(**bad)
+
+
+def test_linear_decay_changes_the_update(inner):
+    inner.train([FACT, OTHER, FACT + " Again."], seed=0, epochs=1, schedule="linear")
+    decayed = lora_weights(inner.model)
+    inner.train([FACT, OTHER, FACT + " Again."], seed=0, epochs=1)
+    assert not torch.allclose(decayed, lora_weights(inner.model))  # the schedule changed the update
+
+
+def test_gradient_clipping_bounds_the_first_update(inner):
+    """With Adam the first step's size does not depend on the gradient's scale, so clip at a tiny norm and
+    compare the gradient that reached the optimiser: it has norm <= the limit."""
+    seen = []
+    original = torch.optim.AdamW.step
+
+    def record(self, *args, **kwargs):
+        seen.append(torch.cat([p.grad.flatten() for g in self.param_groups for p in g["params"]
+                               if p.grad is not None]).norm().item())
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = record
+    try:
+        inner.train([FACT], seed=0, epochs=2, max_grad_norm=1e-3)
+        clipped = list(seen)
+        seen.clear()
+        inner.train([FACT], seed=0, epochs=2)
+    finally:
+        torch.optim.AdamW.step = original
+    assert max(clipped) <= 1e-3 * 1.0001
+    assert min(seen) > 1e-3  # unclipped, the same steps' gradients were larger: the clip did something
+
+
+def test_gradient_accumulation_equals_the_larger_batch(inner):
+    """Two documents of equal length: accumulating 2 batches of 1 (each loss halved) is one step on the
+    batch of 2, so the trained adapters agree."""
+    docs = ["Alpha beta gamma delta.", "Omega psi chi phi."]
+    assert len(set(len(ids) for ids, _ in inner.encode(docs))) == 1
+    together = inner.train(docs, seed=0, epochs=3, batch_size=2)
+    big_batch = lora_weights(inner.model)
+    accumulated = inner.train(docs, seed=0, epochs=3, batch_size=1, grad_accumulation=2)
+    assert accumulated.steps == together.steps == 3
+    assert (lora_weights(inner.model) - big_batch).norm() / big_batch.norm() < 1e-4
+    assert accumulated.losses == pytest.approx(together.losses, rel=1e-4)
+
+
+def test_reference_padding_puts_pads_in_the_loss():
+    batch = collate([([5, 6, 7], [5, 6, 7]), ([8], [8])], pad_id=0, pad_to=5)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 0, 0], [8, 0, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]
+    assert batch["labels"].tolist() == [[5, 6, 7, 0, 0], [8, 0, 0, 0, 0]]  # pads are targets too
+
+
+def test_reference_padding_dilutes_the_document_loss(inner):
+    """Padded to 64 with pads in the loss, the loss is an average over 63 predictions, most of them pads:
+    a different number from the document's own loss, and a different trained adapter."""
+    pad = inner.tokenizer.pad_token_id
+    (example,) = inner.encode([FACT])
+    with torch.no_grad():
+        own = inner.model(**collate([example], pad)).loss.item()
+        padded = inner.model(**collate([example], pad, pad_to=64)).loss.item()
+    assert padded != pytest.approx(own, rel=1e-3)
+    result = inner.train([FACT], seed=0, epochs=2, pad_to=64)
+    assert result.tokens == 2 * len(example[0])  # tokens counts real tokens, not pads
+    emulated = lora_weights(inner.model)
+    inner.train([FACT], seed=0, epochs=2)
+    assert not torch.allclose(emulated, lora_weights(inner.model))
