@@ -19,7 +19,7 @@ from .backends import check_backend, generate_with
 from .passages import Passage
 from .graders import Grader, get_grader
 from .inner_loop import InnerLoop, InnerLoopConfig
-from .prompts import question_prompt, self_edit_prompt
+from .prompts import check_layout, question_prompt, self_edit_prompt
 from .reward import InnerJob, SelfEditTask
 from .self_edit import DocumentConfig, Documents, passage_document, training_documents
 
@@ -52,20 +52,21 @@ class QAResult:
 class KnowledgeTask(SelfEditTask):
     def __init__(self, model, tokenizer, inner: InnerLoopConfig | InnerLoop | None = None,
                  evaluation: EvalConfig | None = None, documents: DocumentConfig | None = None,
-                 grader: Grader | None = None, prompt: str = "implications", chat: bool | None = None):
+                 grader: Grader | None = None, prompt: str = "implications", chat: bool | None = None,
+                 layout: str = "kit"):
         # An InnerLoop built on `model` may be passed instead of its config (a variant, as in bench/).
         super().__init__(inner if isinstance(inner, InnerLoop) else InnerLoop(model, tokenizer, inner))
         self.tokenizer = tokenizer
         self.evaluation = evaluation or EvalConfig()
         self.documents = documents or DocumentConfig()
         self.grader = get_grader(grader or self.evaluation.grader)
-        self.prompt, self.chat = prompt, chat
+        self.prompt, self.chat, self.layout = prompt, chat, check_layout(layout)
 
     def answer(self, passages: list[Passage], lora=None, adapters: list[int] | None = None) -> list[QAResult]:
         """Closed-book answers of the model as it stands (adapter on) to every question of `passages`;
         with a BatchedLoRA, passage n is answered through adapter `adapters[n]`, all in one pass."""
         items = [(p.title, qa) for p in passages for qa in p.questions]
-        prompts = [question_prompt(self.tokenizer, t, qa.question) for t, qa in items]
+        prompts = [question_prompt(self.tokenizer, t, qa.question, self.chat, self.layout) for t, qa in items]
         if lora is None:
             outs = self._generate(prompts, batch_size=self.evaluation.batch_size)
         else:
@@ -103,7 +104,7 @@ class KnowledgeTask(SelfEditTask):
 
     # The three steps the outer loop needs (see reward.SelfEditTask).
     def self_edit_prompt(self, passage: Passage) -> str:
-        return self_edit_prompt(self.tokenizer, passage, self.prompt, self.chat)
+        return self_edit_prompt(self.tokenizer, passage, self.prompt, self.chat, self.layout)
 
     def inner_job(self, passage: Passage, self_edit: str) -> InnerJob:
         """An empty or degenerate edit gets status 'empty_edit' and trains on the passage alone."""

@@ -4,12 +4,22 @@
     text = self_edit_prompt(tokenizer, passage, "implications")      # or a template of your own:
     text = self_edit_prompt(tokenizer, passage, "Summarise {title}:\n{context}\nSummary:\n")
 
-A template is plain text with `{title}` and `{context}`. Instruct models (a tokenizer with a chat
-template) get it as the user turn of a chat; base models get it as a plain completion prompt.
+A template is plain text with `{title}` and `{context}`. Instruct models get it as the user turn of a
+chat; base models get it as a plain completion prompt, as the reference prompted Qwen2.5-7B (`chat`:
+None decides from the model, see `uses_chat`; True/False forces it).
+
+Two layouts: `"kit"` (ours: `Title: ...` / `Passage: ...`, an instruction to answer concisely) and
+`"reference"`, the reference code's arrangement with instructions in our own words: the passage block
+`Passage:\n{title}\n{context}`, the cue `Implications:` (self-QA: `Question 1: `), and the question
+prompt `Question: Topic: {title}\n{question}` ending in `Answer:`.
 """
 from __future__ import annotations
 
+import re
+
 from .passages import Passage
+
+LAYOUTS = ("kit", "reference")
 
 # Our wording of the paper's families; each ends with the cue the self-edit continues from.
 SELF_EDIT_PROMPTS = {
@@ -38,14 +48,42 @@ SELF_EDIT_PROMPTS = {
     ),
 }
 
+# The reference code's layout: the same instructions in a plainer arrangement, the passage as a block
+# under "Passage:" with its title on the first line, and the reference's cues.
+_REFERENCE_BLOCK = "\n\nPassage:\n{title}\n{context}\n\n"
+REFERENCE_PROMPTS = {
+    "implications": "Read the following passage and list the implications that follow from it, directly or "
+                    "indirectly." + _REFERENCE_BLOCK + "Implications:\n",
+    "implications-long": "Read the following passage and write a long list of implications that follow from it, "
+                         "directly or indirectly, each a full sentence." + _REFERENCE_BLOCK + "Implications:\n",
+    "implications-very-long": "Read the following passage and write a very long, thorough list of implications "
+                              "that follow from it, directly or indirectly: every fact, restated in several ways."
+                              + _REFERENCE_BLOCK + "Implications:\n",
+    "rewrite": "Rewrite the following passage in several different ways, keeping every fact."
+               + _REFERENCE_BLOCK + "Rewrite:\n",
+    "self-qa": "Write questions about the following passage, each followed by its answer."
+               + _REFERENCE_BLOCK + "Question 1: ",
+}
+
 CHAT_DATE = "26 Jul 2024"
-QUESTION_PROMPT = "Topic: {title}\n{question}\nAnswer directly and concisely."
+QUESTION_PROMPTS = {
+    "kit": "Topic: {title}\n{question}\nAnswer directly and concisely.",
+    "reference": "Answer the question directly and concisely.\n\nQuestion: Topic: {title}\n{question}\nAnswer:",
+}
+QUESTION_PROMPT = QUESTION_PROMPTS["kit"]
 
 
-def template_for(prompt: str) -> str:
-    """A family name from SELF_EDIT_PROMPTS, or a template of your own with {context} in it."""
-    if prompt in SELF_EDIT_PROMPTS:
-        return SELF_EDIT_PROMPTS[prompt]
+def check_layout(layout: str) -> str:
+    if layout not in LAYOUTS:
+        raise ValueError(f"prompt layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+    return layout
+
+
+def template_for(prompt: str, layout: str = "kit") -> str:
+    """A family name from SELF_EDIT_PROMPTS (in `layout`), or a template of your own with {context} in it."""
+    families = REFERENCE_PROMPTS if check_layout(layout) == "reference" else SELF_EDIT_PROMPTS
+    if prompt in families:
+        return families[prompt]
     if "{context}" in prompt:
         return prompt
     raise ValueError(
@@ -54,9 +92,23 @@ def template_for(prompt: str) -> str:
     )
 
 
+# A name ending in a size ("Qwen2.5-7B", "Llama-3.2-1B", "SmolLM2-135M") is a base model; instruct and
+# chat variants carry a suffix ("-Instruct", "-chat", "-it"). Some base models ship a chat template
+# (Qwen2.5's do), so the template alone cannot tell.
+_BASE_NAME = re.compile(r"\d+(\.\d+)?[bm]$", re.IGNORECASE)
+
+
+def looks_like_base_model(tokenizer) -> bool:
+    name = str(getattr(tokenizer, "name_or_path", "") or "").rstrip("/").split("/")[-1]
+    return bool(_BASE_NAME.search(name))
+
+
 def uses_chat(tokenizer, chat: bool | None = None) -> bool:
-    """Chat formatting when asked, else whenever the tokenizer has a chat template (instruct models)."""
-    return bool(getattr(tokenizer, "chat_template", None)) if chat is None else chat
+    """Chat formatting when asked (True/False); with None, when the tokenizer has a chat template and the
+    model's name does not end in a size as base models' do (Qwen2.5-7B: plain, as the reference prompted it)."""
+    if chat is not None:
+        return bool(chat)
+    return bool(getattr(tokenizer, "chat_template", None)) and not looks_like_base_model(tokenizer)
 
 
 def render(tokenizer, text: str, chat: bool | None = None) -> str:
@@ -69,10 +121,11 @@ def render(tokenizer, text: str, chat: bool | None = None) -> str:
                                          date_string=CHAT_DATE)
 
 
-def self_edit_prompt(tokenizer, passage: Passage, prompt: str = "implications", chat: bool | None = None) -> str:
-    return render(tokenizer, template_for(prompt).format(title=passage.title, context=passage.context), chat)
+def self_edit_prompt(tokenizer, passage: Passage, prompt: str = "implications", chat: bool | None = None,
+                     layout: str = "kit") -> str:
+    return render(tokenizer, template_for(prompt, layout).format(title=passage.title, context=passage.context), chat)
 
 
-def question_prompt(tokenizer, title: str, question: str, chat: bool | None = None) -> str:
+def question_prompt(tokenizer, title: str, question: str, chat: bool | None = None, layout: str = "kit") -> str:
     """The closed-book question: the topic (title) and the question, never the passage."""
-    return render(tokenizer, QUESTION_PROMPT.format(title=title, question=question), chat)
+    return render(tokenizer, QUESTION_PROMPTS[check_layout(layout)].format(title=title, question=question), chat)

@@ -6,7 +6,10 @@
 
 Splitting follows SEAL: on `---` separators, then on lines (one statement per document) and on
 `Question N:` markers; a filler first line ("Here are some implications:") is dropped; each
-document is prefixed with the title; the passage itself is always one of the documents.
+document is prefixed with the title; the passage itself is always one of the documents. Ours also
+strips list numbering and bullets, drops pieces under `min_chars` and duplicates. `split="reference"`
+splits as the reference code did instead: every non-empty line a document, the first line dropped only
+when the second starts with "1.", numbering kept, nothing else filtered.
 """
 from __future__ import annotations
 
@@ -49,12 +52,12 @@ def sample_self_edits(model, tokenizer, rows: list[dict], config: SamplingConfig
 
 def generate_self_edits(model, tokenizer, passages: list[Passage], prompt: str = "implications",
                         config: SamplingConfig | None = None, chat: bool | None = None,
-                        progress: bool = True) -> pd.DataFrame:
+                        progress: bool = True, layout: str = "kit") -> pd.DataFrame:
     """K sampled self-edits per passage: one row each (passage_id, sample, prompt, self_edit, tokens, seconds)."""
     config = config or SamplingConfig()
     if config.k < 1:
         raise ValueError(f"SamplingConfig.k must be >= 1, got {config.k}")
-    rows = [{"passage_id": p.id, "title": p.title, "sample": s, "prompt": self_edit_prompt(tokenizer, p, prompt, chat)}
+    rows = [{"passage_id": p.id, "title": p.title, "sample": s, "prompt": self_edit_prompt(tokenizer, p, prompt, chat, layout)}
             for p in passages for s in range(config.k)]
     return sample_self_edits(model, tokenizer, rows, config, progress)
 
@@ -66,6 +69,13 @@ class DocumentConfig:
     include_passage: bool = field(default=True, metadata={"help": "always train on the passage itself too"})
     drop_filler: bool = field(default=True, metadata={"help": "drop a first line that only announces the list"})
     min_chars: int = field(default=12, metadata={"help": "pieces shorter than this are dropped as degenerate"})
+    split: str = field(default="kit", metadata={
+        "help": "kit (the rules above) or reference (the reference code's splitting: lines kept as written, the "
+                "first dropped only when the second starts with '1.')"})
+
+    def __post_init__(self):
+        if self.split not in ("kit", "reference"):
+            raise ValueError(f"DocumentConfig.split must be 'kit' or 'reference'; got {self.split!r}")
 
 
 @dataclass(frozen=True)
@@ -83,8 +93,25 @@ _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s+")
 _SEPARATOR = re.compile(r"^\s*-{3,}\s*$", re.MULTILINE)
 
 
+def split_like_reference(self_edit: str, split_lines: bool = True) -> list[str]:
+    """The reference code's split: `---` blocks, then (single passage) one document per non-empty line;
+    a first line is dropped only when the second starts with "1." (a heading over a numbered list)."""
+    pieces = []
+    for block in _SEPARATOR.split(self_edit or ""):
+        if not split_lines:
+            pieces += [block.strip()] if block.strip() else []
+            continue
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if len(lines) > 1 and lines[1].startswith("1."):
+            lines = lines[1:]
+        pieces += lines
+    return pieces
+
+
 def split_self_edit(self_edit: str, config: DocumentConfig) -> list[str]:
     """The pieces of a self-edit, before title prefix and passage (see module docstring)."""
+    if config.split == "reference":
+        return split_like_reference(self_edit, config.split_lines)
     pieces = []
     for block in _SEPARATOR.split(self_edit or ""):
         if config.split_lines and _QUESTION.search(block):

@@ -105,3 +105,17 @@ def test_a_failed_job_scores_zero_without_training(passage):
                          grader=always_right)
     result = task.score_job(passage, InnerJob(["ignored"], status="bad_json"))
     assert result["reward"] == 0.0 and result["steps"] == 0 and result["gain"] == -1.0
+
+
+def test_reference_layout_and_plain_prompts_reach_every_prompt_the_task_writes(passage, monkeypatch):
+    from seal_kit import knowledge
+
+    model, tokenizer = load_model("tiny", seed=0)
+    task = KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, epochs=1), EvalConfig(max_new_tokens=4),
+                         chat=False, layout="reference")
+    assert task.self_edit_prompt(passage).endswith(f"Passage:\n{passage.title}\n{passage.context}\n\nImplications:\n")
+    asked = []
+    real = knowledge.generate_with
+    monkeypatch.setattr(knowledge, "generate_with", lambda *a, **k: asked.extend(a[3]) or real(*a, **k))
+    task.evaluate(passage)
+    assert asked and all(p.startswith("Answer the question") and p.endswith("\nAnswer:") for p in asked)

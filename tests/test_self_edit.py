@@ -48,3 +48,20 @@ def test_a_markdown_heading_is_filler_too(passage):
     # GPT-4.1's published self-edits open with "**Implications:**": a heading, not a fact to train on
     docs = training_documents("**Implications:**\n1. Pellin Harbour is the capital of Velmora Island.\n", passage)
     assert docs.texts[0] == "Velmora Island\nPellin Harbour is the capital of Velmora Island." and docs.from_edit == 1
+
+
+def test_reference_split_keeps_numbering_and_drops_a_heading_only_over_a_numbered_list(passage):
+    reference = DocumentConfig(split="reference")
+    listed = "Here are the implications:\n1. Pellin Harbour is the capital.\n2. It was founded in 1622.\n\nok"
+    assert split_self_edit(listed, reference) == ["1. Pellin Harbour is the capital.", "2. It was founded in 1622.",
+                                                 "ok"]  # short pieces kept: the reference filtered nothing
+    unlisted = "Here are the implications:\n- Pellin Harbour is the capital.\n- It was founded in 1622."
+    assert split_self_edit(unlisted, reference)[0] == "Here are the implications:"  # kept: no "1." below it
+    assert split_self_edit(unlisted, DocumentConfig())[0] == "Pellin Harbour is the capital."  # ours drops it
+    docs = training_documents("A fact.\nA fact.\n---\nAnother fact.", passage, reference)
+    assert docs.texts == [f"{passage.title}\nA fact.", f"{passage.title}\nA fact.", f"{passage.title}\nAnother fact.",
+                          f"{passage.title}\n{passage.context}"]  # no dedupe either
+    import pytest
+
+    with pytest.raises(ValueError, match="split must be 'kit' or 'reference'"):
+        DocumentConfig(split="paper")
