@@ -44,8 +44,8 @@ class InnerLoopConfig:
     dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (paper: 0)"})
     target_modules: str | list[str] = field(
         default="all-linear",
-        metadata={"help": "modules to adapt; 'all-linear' = every attention and MLP projection "
-                          "(the reference left this unset and adapted only q/v)"})
+        metadata={"help": "modules to adapt; 'all-linear' = every attention and MLP projection; names as a list "
+                          "or comma-separated, 'q_proj,v_proj' = the reference (it left this unset: peft's q/v)"})
     lr: float = field(default=1e-3, metadata={"help": "learning rate (paper: 1e-3)"})
     epochs: int = field(default=10, metadata={"help": "passes over the documents (paper: 10)"})
     batch_size: int = field(default=1, metadata={"help": "documents per step (paper: 1)"})
@@ -67,6 +67,10 @@ class InnerLoopConfig:
 
     def __post_init__(self):
         name = type(self).__name__
+        if isinstance(self.target_modules, str) and self.target_modules != "all-linear":
+            self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
+        if not self.target_modules:
+            raise ValueError(f"{name}.target_modules: name the modules to adapt ('all-linear', 'q_proj,v_proj', ...)")
         if self.epochs < 1 or self.batch_size < 1 or self.rank < 1 or self.grad_accumulation < 1:
             raise ValueError(f"{name}: epochs, batch_size, grad_accumulation and rank must be >= 1, got {self.epochs}, "
                              f"{self.batch_size}, {self.grad_accumulation} and {self.rank} (the base model is the "

@@ -245,3 +245,14 @@ def test_reference_padding_dilutes_the_document_loss(inner):
     emulated = lora_weights(inner.model)
     inner.train([FACT], seed=0, epochs=2)
     assert not torch.allclose(emulated, lora_weights(inner.model))
+
+
+def test_reference_targets_adapt_q_and_v_only():
+    model, tokenizer = load_model("tiny", seed=0)
+    config = InnerLoopConfig(rank=4, target_modules="q_proj, v_proj")
+    assert config.target_modules == ["q_proj", "v_proj"]
+    inner = InnerLoop(model, tokenizer, config)
+    adapted = {n.split(".")[-1] for n, m in inner.model.named_modules() if hasattr(m, "lora_A")}
+    assert adapted == {"q_proj", "v_proj"}
+    with pytest.raises(ValueError, match="name the modules"):
+        InnerLoopConfig(target_modules=" , ")
