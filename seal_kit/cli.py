@@ -6,6 +6,8 @@
     seal-kit sweep 02 -p PROMPT implications rewrite self-qa -p K 3 --jobs 2 --out outputs/sweeps/prompts
     seal-kit sweep --grid sweeps/prompt_ablation.yaml            # notebook, fixed parameters and grid from YAML
     seal-kit runs                                                # every run under outputs/ with its status
+    seal-kit profiles                                            # the run profiles and what each is for
+    seal-kit profiles show paper 03                              # the parameters 03 runs with under a profile, as YAML
     seal-kit grade-agreement iter2 --grader contains             # a grader against the paper's judge, one JSON line
 
 Values are read as YAML: `-p K 3` is the integer 3, `-p SMOKE true` a boolean, `-p TASKS "[a, b]"` a list.
@@ -107,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="contains, exact_match, f1, fitted, judge:<model> or local:<model> (e.g. local:embedded)")
     agree.add_argument("--limit", type=int, help="score a random sample of this many answers (seed 0), for slow judges")
 
+    shown = sub.add_parser("profiles", help="list the run profiles, or show one notebook's parameters under one")
+    shown.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    shown.add_argument("profile", nargs="?", help="show: a profile name or YAML file")
+    shown.add_argument("notebook", nargs="?", help="show: a notebook name (03_rest_em, or just 03)")
+
     listing = sub.add_parser("runs", help="list run directories with their status")
     listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
 
@@ -142,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAILED {row.run_dir} (cell {row.failed_cell}): {row.error}")
             print(f"summary: {Path(out) / 'summary.csv'}; run again with --out {out} to retry failures")
             return 1 if len(failed) else 0
+        if args.command == "profiles":
+            if args.action == "list":
+                for name in profiles.names():
+                    print(f"{name:14s} {profiles.load(name).get('description', '')}")
+                return 0
+            if not (args.profile and args.notebook):
+                parser.error("profiles show: name a profile and a notebook, e.g. `seal-kit profiles show paper 03`")
+            print(profiles.show(args.profile, find_notebook(args.notebook).stem), end="")
+            return 0
         if args.command == "grade-agreement":
             print(json.dumps(_grade_agreement(args.file, args.grader, args.limit)))
             return 0

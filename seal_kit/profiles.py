@@ -88,6 +88,19 @@ def resolved(profile: str | Path | None, notebook: str, smoke: bool = False) -> 
     return {**(parameters(profile, notebook) if profile else {}), **(parameters(SMOKE, notebook) if smoke else {})}
 
 
+def show(profile: str | Path, notebook: str) -> str:
+    """Every parameter `notebook` runs with under `profile`, in the notebook's order, as YAML; the values the
+    profile changes are marked, with the notebook's default beside them."""
+    flow = lambda value: yaml.safe_dump([value], default_flow_style=True, width=10_000).strip()[1:-1]  # noqa: E731
+    values = parameters(profile, notebook)
+    lines = [f"# {notebook} under profile {profile}: `seal-kit run {notebook} --profile {profile}` runs with these"]
+    for name, default in notebook_defaults(notebook).items():
+        value = values.get(name, default)
+        changed = f"  # profile (notebook default: {flow(default)})" if value != default else ""
+        lines.append(f"{name}: {flow(value)}{changed}")
+    return "\n".join(lines) + "\n"
+
+
 def apply(profile: str | Path | None, namespace: dict, notebook: str, smoke: bool = False) -> dict:
     """Set the values of `profile` and, with `smoke`, of the smoke profile (which wins) in `namespace`
     (a notebook's globals()) where the parameter still holds its default; returns what was set."""

@@ -73,3 +73,23 @@ def test_empty_sections_are_allowed(tmp_path):
     path = tmp_path / "empty.yaml"
     path.write_text("description: nothing\nparameters:\nnotebooks:\n")
     assert profiles.parameters(path, "03_rest_em") == {}
+
+
+def test_show_prints_every_parameter_with_the_profile_values_as_yaml(capsys):
+    import yaml
+
+    from seal_kit.cli import main
+
+    assert main(["profiles", "show", "cpu-tiny", "03"]) == 0
+    text = capsys.readouterr().out
+    values = yaml.safe_load(text)
+    defaults = profiles.notebook_defaults("03_rest_em")
+    assert list(values) == list(defaults)  # every parameter, in the notebook's order
+    assert values == {**defaults, **profiles.parameters("cpu-tiny", "03_rest_em")}
+    marked = {line.split(":")[0] for line in text.splitlines() if "# profile" in line}
+    assert marked == {k for k, v in profiles.parameters("cpu-tiny", "03_rest_em").items() if v != defaults[k]}
+    assert main(["profiles"]) == 0 and "paper-replay" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["profiles", "show", "paper"])  # no notebook named
+    assert main(["profiles", "show", "nonesuch", "03"]) == 2
+    assert "unknown profile 'nonesuch'" in capsys.readouterr().err
