@@ -1,4 +1,5 @@
 """Continued pretraining and sequential edits (forgetting) on a tiny model."""
+import dataclasses
 import json
 
 import pytest
@@ -13,7 +14,7 @@ from seal_kit.generator import Generator, GeneratorConfig
 from seal_kit.inner_loop import InnerLoopConfig
 from seal_kit.knowledge import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
-from seal_kit.self_edit import training_documents
+from seal_kit.self_edit import DocumentConfig, training_documents
 
 PASSAGES = load_passages("builtin", limit=3)
 EDITS = {p.id: [f"{p.title} is worth remembering.\nIt is described in a passage.", "The passage is about it."]
@@ -45,6 +46,36 @@ def test_pool_holds_every_edit_each_followed_by_its_passage():
         pooled_documents(PASSAGES, {p.id: EDITS[p.id] for p in PASSAGES[:2]})
 
 
+@pytest.mark.parametrize("split", ["kit", "reference"])
+def test_pool_without_line_splitting_has_each_self_edit_whole_then_its_passage(split):
+    docs = pooled_documents(PASSAGES, EDITS, DocumentConfig(split=split, split_lines=False))
+    expected = [d for p in PASSAGES for edit in EDITS[p.id] for d in (f"{p.title}\n{edit}", f"{p.title}\n{p.context}")]
+    assert docs == expected and len(docs) < len(pooled_documents(PASSAGES, EDITS))  # the first edit has two lines
+
+
+class RecordedAdamW(torch.optim.AdamW):
+    """AdamW that records the learning rate of every step it takes."""
+    steps: list[float] = []
+
+    def step(self, closure=None):
+        RecordedAdamW.steps.append(self.param_groups[0]["lr"])
+        return super().step(closure)
+
+
+def test_every_pool_trains_alike_but_the_passage_control_may_have_its_own_lr(task, monkeypatch):
+    monkeypatch.setattr(torch.optim, "AdamW", RecordedAdamW)
+    monkeypatch.setattr(RecordedAdamW, "steps", [])
+    task.inner.config = dataclasses.replace(task.inner.config, batch_size=2, grad_accumulation=2)  # the reference's 4 x 2
+    docs = pooled_documents(PASSAGES, EDITS, DocumentConfig(split_lines=False))
+    pool = continued_pretraining(task, PASSAGES, docs, progress=False)
+    assert len(docs) == 12 and pool["steps"] == 3 and pool["lr"] == 1e-2  # 6 batches of 2, 2 batches per step
+    control = continued_pretraining(task, PASSAGES, passage_documents(PASSAGES), progress=False, lr=1e-4)
+    assert control["steps"] == 1 and control["lr"] == 1e-4  # 3 passages: batches of 2 and 1, one step
+    assert RecordedAdamW.steps == [1e-2] * 3 + [1e-4]
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        continued_pretraining(task, PASSAGES, docs, progress=False, lr=0.0)
+
+
 def test_read_edits_groups_by_passage_and_names_bad_lines(tmp_path):
     path = tmp_path / "edits.jsonl"
     path.write_text('{"passage_id": "a", "self_edit": "x"}\n{"passage_id": "a", "self_edit": "y"}\n'
@@ -58,13 +89,14 @@ def test_read_edits_groups_by_passage_and_names_bad_lines(tmp_path):
 def test_continued_pretraining_lora_and_full(task):
     n_questions = sum(len(p.questions) for p in PASSAGES)
     base = continued_pretraining(task, PASSAGES, [], progress=False)
-    assert base["steps"] == 0 and base["n_questions"] == n_questions and len(base["per_passage"]) == 3
+    assert base["steps"] == 0 and base["lr"] is None and base["n_questions"] == n_questions
+    assert len(base["per_passage"]) == 3
     docs = pooled_documents(PASSAGES, EDITS)
     lora = continued_pretraining(task, PASSAGES, docs, progress=False)
     assert lora["steps"] == len(docs) and 0.0 <= lora["accuracy"] <= 1.0 and lora["n_documents"] == len(docs)
     before = base_weight(task)
     full = continued_pretraining(task, PASSAGES, docs, CPTConfig(full=True, full_lr=1e-3), progress=False)
-    assert full["steps"] == len(docs) and all(loss == loss for loss in full["losses"])
+    assert full["steps"] == len(docs) and full["lr"] == 1e-3 and all(loss == loss for loss in full["losses"])
     assert torch.equal(before, base_weight(task))  # the full fine-tune is undone
     assert not any(p.requires_grad for n, p in task.inner.model.named_parameters() if "lora_" not in n)
     assert continued_pretraining(task, PASSAGES, [], progress=False) == base  # nothing left behind
