@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+import yaml
 from conftest import CHROMIUM
 
 from seal_kit import profiles
@@ -224,16 +225,28 @@ def test_continued_pretraining(tmp_path):
     teacher = tmp_path / "teacher.jsonl"  # the teacher condition from a file of edits
     teacher.write_text("".join(json.dumps({"passage_id": pid, "self_edit": f"Facts about {pid} worth knowing."}) + "\n"
                                for pid in ("velmora-island", "thornite")))
-    metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher))
+    paper_mode = dict(SPLIT_LINES=False, BATCH_SIZE=2, ACCUMULATION=2, PASSAGE_LR=1e-4, LAYOUT="reference",
+                      SPLIT="reference", LR_SCHEDULE="linear", MAX_GRAD_NORM=1.0)  # the reference's CPT, mostly
+    metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher), **paper_mode)
     assert metrics["n_passages"] == 2
     accuracy = metrics["accuracy"]
     assert list(accuracy) == ["base", "passage", "self_edit", "teacher", "seal"]
     assert accuracy["seal"] is None  # not run: null, not omitted
     assert all(0.0 <= accuracy[k] <= 1.0 for k in ("base", "passage", "self_edit", "teacher"))
-    assert metrics["conditions"]["teacher"]["n_documents"] == 2 * 2  # each edit's document + its passage
-    assert metrics["conditions"]["base"]["steps"] == 0 < metrics["conditions"]["self_edit"]["steps"]
+    conditions = metrics["conditions"]
+    assert conditions["teacher"]["n_documents"] == 2 * 2  # each edit whole, then its passage
+    assert conditions["base"]["steps"] == 0 < conditions["self_edit"]["steps"]
+    for name, condition in conditions.items():  # 2 x 2 documents per step, one epoch (smoke)
+        assert condition["steps"] == -(-condition["n_documents"] // 4), name
+    assert [conditions[k]["lr"] for k in ("base", "passage", "self_edit", "teacher")] == [None, 1e-4, 1e-3, 1e-3]
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["PASSAGE_LR"] == 1e-4 and config["LAYOUT"] == "reference"
+    assert (config["documents"]["split_lines"], config["documents"]["split"]) == (False, "reference")
+    assert (config["inner_loop"]["batch_size"], config["inner_loop"]["grad_accumulation"]) == (2, 2)
+    prompts = [json.loads(line)["prompt"] for line in (tmp_path / "self_edits.jsonl").read_text().splitlines()]
+    assert len(prompts) == 2 * 2 and all("\n\nPassage:\n" in p for p in prompts)  # the reference's layout
     assert exercise_check(tmp_path / "05_continued_pretraining.ipynb").startswith("✗ not done yet")
-    rerun_reads_back("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher))
+    rerun_reads_back("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher), **paper_mode)
 
 
 @pytest.mark.slow
