@@ -251,13 +251,14 @@ def test_continued_pretraining(tmp_path):
 
 @pytest.mark.slow
 def test_forgetting(tmp_path):
-    paper_mode = dict(EDITS_FROM="current", SEQUENCES=2)  # edits written as the sequence goes, two sequences averaged
+    # edits written as the sequence goes, two sequences averaged; replay left to the unit tests, to keep this short
+    paper_mode = dict(EDITS_FROM="current", SEQUENCES=2, MITIGATIONS=["route"])
     metrics = run_notebook("06_forgetting.ipynb", tmp_path, MODEL="tiny", **paper_mode)
     matrix = metrics["matrix"]
     assert metrics["n_edits"] == 3 and len(matrix) == 1 + 3 and all(len(row) == 3 for row in matrix)
     assert all((v is None) == (j >= i > 0) for i, row in enumerate(matrix) for j, v in enumerate(row))  # row 0: base
     assert all(0.0 <= v <= 1.0 for row in matrix for v in row if v is not None)
-    assert set(metrics["variants"]) == {"merge", "merge+replay2", "route"}
+    assert set(metrics["variants"]) == {"merge", "route"}
     first, second = metrics["sequences"]
     assert first == ["velmora-island", "thornite", "quillback-marmot"] and second != first and len(set(second)) == 3
     for variant in metrics["variants"].values():  # each cell: the mean (and spread) of the two sequences' cells
@@ -270,7 +271,7 @@ def test_forgetting(tmp_path):
                     assert spread[i][j] == pytest.approx(abs(one[i][j] - two[i][j]) / 2 ** 0.5)
     assert not (tmp_path / "self_edits.jsonl").exists()  # none written up front
     records = [json.loads(line) for line in (tmp_path / "variants.jsonl").read_text().splitlines()]
-    assert len(records) == 3 * 2 and all(len(r["steps"]) == 3 and all(isinstance(s["self_edit"], str) for s in r["steps"])
+    assert len(records) == 2 * 2 and all(len(r["steps"]) == 3 and all(isinstance(s["self_edit"], str) for s in r["steps"])
                                          for r in records)
     for name in ("matrix_merge", "matrix_route", "retention"):
         assert (tmp_path / f"{name}.html").exists(), name
