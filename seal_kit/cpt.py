@@ -1,15 +1,22 @@
 """Continued pretraining (CPT): many passages' self-edits pooled into one training run, then every question.
 
-    from seal_kit.cpt import CPTConfig, continued_pretraining, pooled_documents, read_edits, trained_generator
-    docs = pooled_documents(passages, {p.id: [edit, ...] for p in passages})   # each edit's documents + its passage
-    result = continued_pretraining(task, passages, docs, CPTConfig())          # {"accuracy", "steps", ...}
+    from seal_kit.cpt import (CPTConfig, continued_pretraining, passage_documents, pooled_documents, read_edits,
+                              trained_generator)
+    edits = {p.id: [edit, ...] for p in passages}                              # all K self-edits of each passage
+    docs = pooled_documents(passages, edits)                                   # each edit's lines + its passage
+    docs = pooled_documents(passages, edits, DocumentConfig(split_lines=False))  # each edit whole (the reference's)
+    result = continued_pretraining(task, passages, docs, CPTConfig())          # {"accuracy", "steps", "lr", ...}
+    control = continued_pretraining(task, passages, passage_documents(passages), lr=1e-4)  # at its own lr
     edits = read_edits("teacher_edits.jsonl")                                 # passage_id -> [self_edit, ...]
     with trained_generator(task.inner, "outputs/runs/<a 03 run>") as model:   # the ReST-EM generator
         ...sample self-edits with `model`...
 
 One adapter (LoRA, the task's inner-loop config) or, with `full=True`, every weight is trained on the
 pool; the base weights are restored afterwards either way, so conditions can follow one another on one
-loaded model. Questions are asked closed book, all passages' questions in one batched pass.
+loaded model. Every run trains as the task's inner-loop config says (epochs, batch size, gradient
+accumulation, schedule, clipping, padding); only `lr` may differ per run (the reference trained its
+passage-only control at 1e-4, the other pools at 1e-3). Questions are asked closed book, all passages'
+questions in one batched pass.
 """
 from __future__ import annotations
 
@@ -38,7 +45,9 @@ class CPTConfig:
 
 
 def pooled_documents(passages: list[Passage], edits: dict[str, list[str]], config: DocumentConfig | None = None) -> list[str]:
-    """Every self-edit's documents, each edit followed by its passage (the paper's CPT pool)."""
+    """Every self-edit's documents, each edit followed by its passage (the paper's CPT pool). `config`
+    decides how an edit becomes documents: one per line by default; `split_lines=False` keeps each edit
+    one document (cut only at `---`), as the reference's CPT did."""
     missing = [p.id for p in passages if p.id not in edits]
     if missing:
         raise ValueError(f"no self-edits for passage(s) {missing[:5]}; give edits for every passage")
@@ -51,9 +60,16 @@ def passage_documents(passages: list[Passage], config: DocumentConfig | None = N
 
 
 def continued_pretraining(task: KnowledgeTask, passages: list[Passage], documents: list[str],
-                          config: CPTConfig | None = None, progress: bool = True) -> dict:
-    """Train once on `documents` (none: the base model), answer all questions of `passages` closed book."""
+                          config: CPTConfig | None = None, progress: bool = True, lr: float | None = None) -> dict:
+    """Train once on `documents` (none: the base model), answer all questions of `passages` closed book.
+    `lr`: this run's learning rate (None: the inner loop's for LoRA, `config.full_lr` for a full fine-tune)."""
     config = config or CPTConfig()
+    if lr is not None and lr <= 0:
+        raise ValueError(f"continued_pretraining: lr must be > 0 or None (the config's), got {lr}")
+    if not documents:
+        lr = None  # the base model: nothing trains
+    elif lr is None:
+        lr = config.full_lr if config.full else task.inner.config.lr
     if not any(p.questions for p in passages):
         raise ValueError("continued_pretraining: the passages have no questions to score the model on")
     inner = task.inner
@@ -68,10 +84,10 @@ def continued_pretraining(task: KnowledgeTask, passages: list[Passage], document
             if documents and config.full:
                 encoded = inner.encode(documents)
                 trained = train_lora(inner.model, encoded, task.tokenizer.pad_token_id,
-                                     dataclasses.replace(inner.config, lr=config.full_lr), None, config.seed, progress,
+                                     dataclasses.replace(inner.config, lr=lr), None, config.seed, progress,
                                      desc="continued pretraining (full)")
             elif documents:
-                trained = inner.train(documents, seed=config.seed, progress=progress)
+                trained = inner.train(documents, seed=config.seed, progress=progress, lr=lr)
             if documents:
                 losses, steps, seconds = trained.losses, trained.steps, trained.seconds
             context = inner.base_model() if config.full or not documents else contextlib.nullcontext()
@@ -81,7 +97,7 @@ def continued_pretraining(task: KnowledgeTask, passages: list[Passage], document
         inner.reset(config.seed)  # no trained adapter left active behind the caller's back
     scores = [s for r in results for s in r.scores]
     return {"accuracy": sum(scores) / len(scores), "per_passage": [r.accuracy for r in results],
-            "n_documents": len(documents), "n_questions": len(scores), "steps": steps, "losses": losses,
+            "n_documents": len(documents), "n_questions": len(scores), "steps": steps, "lr": lr, "losses": losses,
             "train_seconds": seconds}
 
 

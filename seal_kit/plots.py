@@ -112,15 +112,20 @@ def summary_table(table: pd.DataFrame, title: str = "") -> go.Figure:
 
 
 @_figure
-def forgetting_heatmap(matrix: list[list[float | None]], title: str = "Accuracy after each edit") -> go.Figure:
-    """Rows: after edit i; columns: passage j; blank above the diagonal (not edited yet)."""
-    n = len(matrix)
-    text = [["" if v is None else f"{v:.2f}" for v in row] for row in matrix]
-    fig = go.Figure(go.Heatmap(z=matrix, x=[f"passage {j}" for j in range(n)], y=[f"after edit {i}" for i in range(n)],
+def forgetting_heatmap(matrix: list[list[float | None]], title: str = "Accuracy after each edit",
+                       spread: list[list[float | None]] | None = None) -> go.Figure:
+    """Rows: the base model before any edit (when the matrix has one row more than columns), then after
+    edit i; columns: passage j; blank above the diagonal (not edited yet). `spread`, of the same shape,
+    is shown as ± beside each value (the standard deviation over sequences)."""
+    n = len(matrix[0]) if matrix else 0
+    rows = (["base"] if len(matrix) > n else []) + [f"after edit {i}" for i in range(n)]
+    text = [["" if v is None else f"{v:.2f}" + (f" ± {spread[i][j]:.2f}" if spread and spread[i][j] else "")
+             for j, v in enumerate(row)] for i, row in enumerate(matrix)]
+    fig = go.Figure(go.Heatmap(z=matrix, x=[f"passage {j}" for j in range(n)], y=rows,
                                zmin=0, zmax=1, colorscale="Viridis", text=text, texttemplate="%{text}",
-                               hovertemplate="%{y}, %{x}: %{z:.2f}<extra></extra>"))
+                               hovertemplate="%{y}, %{x}: %{text}<extra></extra>"))
     fig.update_layout(title=title, yaxis=dict(autorange="reversed"), template="plotly_white",
-                      height=max(300, 60 + 40 * n))
+                      height=max(300, 60 + 40 * len(rows)))
     return fig
 
 

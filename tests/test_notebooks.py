@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+import yaml
 from conftest import CHROMIUM
 
 from seal_kit import profiles
@@ -224,27 +225,55 @@ def test_continued_pretraining(tmp_path):
     teacher = tmp_path / "teacher.jsonl"  # the teacher condition from a file of edits
     teacher.write_text("".join(json.dumps({"passage_id": pid, "self_edit": f"Facts about {pid} worth knowing."}) + "\n"
                                for pid in ("velmora-island", "thornite")))
-    metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher))
+    paper_mode = dict(SPLIT_LINES=False, BATCH_SIZE=2, ACCUMULATION=2, PASSAGE_LR=1e-4, LAYOUT="reference",
+                      SPLIT="reference", LR_SCHEDULE="linear", MAX_GRAD_NORM=1.0)  # the reference's CPT, mostly
+    metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher), **paper_mode)
     assert metrics["n_passages"] == 2
     accuracy = metrics["accuracy"]
     assert list(accuracy) == ["base", "passage", "self_edit", "teacher", "seal"]
     assert accuracy["seal"] is None  # not run: null, not omitted
     assert all(0.0 <= accuracy[k] <= 1.0 for k in ("base", "passage", "self_edit", "teacher"))
-    assert metrics["conditions"]["teacher"]["n_documents"] == 2 * 2  # each edit's document + its passage
-    assert metrics["conditions"]["base"]["steps"] == 0 < metrics["conditions"]["self_edit"]["steps"]
+    conditions = metrics["conditions"]
+    assert conditions["teacher"]["n_documents"] == 2 * 2  # each edit whole, then its passage
+    assert conditions["base"]["steps"] == 0 < conditions["self_edit"]["steps"]
+    for name, condition in conditions.items():  # 2 x 2 documents per step, one epoch (smoke)
+        assert condition["steps"] == -(-condition["n_documents"] // 4), name
+    assert [conditions[k]["lr"] for k in ("base", "passage", "self_edit", "teacher")] == [None, 1e-4, 1e-3, 1e-3]
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert config["PASSAGE_LR"] == 1e-4 and config["LAYOUT"] == "reference"
+    assert (config["documents"]["split_lines"], config["documents"]["split"]) == (False, "reference")
+    assert (config["inner_loop"]["batch_size"], config["inner_loop"]["grad_accumulation"]) == (2, 2)
+    prompts = [json.loads(line)["prompt"] for line in (tmp_path / "self_edits.jsonl").read_text().splitlines()]
+    assert len(prompts) == 2 * 2 and all("\n\nPassage:\n" in p for p in prompts)  # the reference's layout
     assert exercise_check(tmp_path / "05_continued_pretraining.ipynb").startswith("✗ not done yet")
-    rerun_reads_back("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher))
+    rerun_reads_back("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", TEACHER=str(teacher), **paper_mode)
 
 
 @pytest.mark.slow
 def test_forgetting(tmp_path):
-    metrics = run_notebook("06_forgetting.ipynb", tmp_path, MODEL="tiny")
+    # edits written as the sequence goes, two sequences averaged; replay left to the unit tests, to keep this short
+    paper_mode = dict(EDITS_FROM="current", SEQUENCES=2, MITIGATIONS=["route"])
+    metrics = run_notebook("06_forgetting.ipynb", tmp_path, MODEL="tiny", **paper_mode)
     matrix = metrics["matrix"]
-    assert metrics["n_edits"] == 3 and len(matrix) == 3 and all(len(row) == 3 for row in matrix)
-    assert all((v is None) == (j > i) for i, row in enumerate(matrix) for j, v in enumerate(row))
+    assert metrics["n_edits"] == 3 and len(matrix) == 1 + 3 and all(len(row) == 3 for row in matrix)
+    assert all((v is None) == (j >= i > 0) for i, row in enumerate(matrix) for j, v in enumerate(row))  # row 0: base
     assert all(0.0 <= v <= 1.0 for row in matrix for v in row if v is not None)
-    assert set(metrics["variants"]) == {"merge", "merge+replay2", "route"}
+    assert set(metrics["variants"]) == {"merge", "route"}
+    first, second = metrics["sequences"]
+    assert first == ["velmora-island", "thornite", "quillback-marmot"] and second != first and len(set(second)) == 3
+    for variant in metrics["variants"].values():  # each cell: the mean (and spread) of the two sequences' cells
+        one, two = variant["per_sequence"]
+        mean, spread = variant["matrix"], variant["spread"]
+        for i in range(4):
+            for j in range(3):
+                if one[i][j] is not None:
+                    assert mean[i][j] == pytest.approx((one[i][j] + two[i][j]) / 2)
+                    assert spread[i][j] == pytest.approx(abs(one[i][j] - two[i][j]) / 2 ** 0.5)
+    assert not (tmp_path / "self_edits.jsonl").exists()  # none written up front
+    records = [json.loads(line) for line in (tmp_path / "variants.jsonl").read_text().splitlines()]
+    assert len(records) == 2 * 2 and all(len(r["steps"]) == 3 and all(isinstance(s["self_edit"], str) for s in r["steps"])
+                                         for r in records)
     for name in ("matrix_merge", "matrix_route", "retention"):
         assert (tmp_path / f"{name}.html").exists(), name
     assert exercise_check(tmp_path / "06_forgetting.ipynb").startswith("✗ not done yet")
-    rerun_reads_back("06_forgetting.ipynb", tmp_path, MODEL="tiny")
+    rerun_reads_back("06_forgetting.ipynb", tmp_path, MODEL="tiny", **paper_mode)
