@@ -83,6 +83,9 @@ class RestEMConfig:
                              f"{self.rounds}, {self.seeds}, {self.eval_k} and {self.sampling.k}")
         if not 0 < self.top_fraction <= 1:
             raise ValueError(f"RestEMConfig.top_fraction must be in (0, 1], got {self.top_fraction}")
+        if not self.final_train and self.eval_k == 0:
+            raise ValueError("RestEMConfig: with final_train=False and eval_k=0 the last round would sample and score "
+                             "nothing; set eval_k >= 1 (held-out edits) or final_train=True")
 
 
 class RestEM:
