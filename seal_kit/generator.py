@@ -9,6 +9,10 @@
     for path in updates:
         generator.restore(path)                           # stacked: the last one stands; merged: each folded in
 
+Two ways to accumulate updates (`GeneratorConfig.update`): "stack" continues one adapter from its last
+saved state each round; "merge", the reference's, folds each update into the base weights and trains
+the next one as a fresh adapter, initialised under that round's seed, on the merged model.
+
 The outer loop (`seal_kit.rest_em`) trains it; continued pretraining (`cpt.trained_generator`) and
 the Ray workers (`executors`) rebuild it from a run directory through `saved_generator`, which reads
 only what RestEM writes: `generator.json` (this config, written when the run starts) and, per finished
@@ -39,10 +43,14 @@ class GeneratorConfig(InnerLoopConfig):
     alpha: int = field(default=128, metadata={"help": "generator LoRA alpha (paper: 128)"})
     lr: float = field(default=3e-4, metadata={"help": "generator learning rate (paper: 3e-4)"})
     epochs: int = field(default=2, metadata={"help": "passes over the kept pairs (paper: 2)"})
+    batch_size: int = field(default=1, metadata={
+        "help": "kept pairs per batch (the reference: an effective batch of 10 = batch_size x grad_accumulation)"})
     max_length: int = field(default=1024, metadata={"help": "prompt + self-edit tokens kept"})
     update: str = field(default="stack", metadata={
         "help": "'stack': one generator adapter trained on round after round, off during the inner loop; "
-                "'merge': each update merged into the base weights (the inner loop then adapts them too)"})
+                "'merge' (the paper's): each update merged into the base weights, and the next round's update a "
+                "fresh adapter (initialised under its round's seed) trained on the merged weights; the inner loop "
+                "then adapts the merged weights too"})
 
     def __post_init__(self):
         super().__post_init__()

@@ -18,8 +18,9 @@ ROUNDS updates give ROUNDS + 1 rows.
 
 The generator (`seal_kit.generator`) is a second LoRA adapter on the same base model. `update="stack"`
 keeps training it round after round and switches it off for the inner loop, so every reward is
-measured on the same base θ; `update="merge"` adds each round's update into θ (the paper's one-model
-view: the inner loop then adapts the updated θ and baselines are recomputed). Which edits are kept
+measured on the same base θ; `update="merge"` adds each round's update into θ and trains the next
+round's as a fresh adapter on the merged θ (the paper's one-model view and the reference's procedure:
+the inner loop then adapts the updated θ and baselines are recomputed). Which edits are kept
 is a policy of `seal_kit.selection`.
 
 Nothing is lost on interruption: the generator's config is written to `generator.json` at start,
@@ -83,6 +84,9 @@ class RestEMConfig:
                              f"{self.rounds}, {self.seeds}, {self.eval_k} and {self.sampling.k}")
         if not 0 < self.top_fraction <= 1:
             raise ValueError(f"RestEMConfig.top_fraction must be in (0, 1], got {self.top_fraction}")
+        if not self.final_train and self.eval_k == 0:
+            raise ValueError("RestEMConfig: with final_train=False and eval_k=0 the last round would sample and score "
+                             "nothing; set eval_k >= 1 (held-out edits) or final_train=True")
 
 
 class RestEM:

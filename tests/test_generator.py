@@ -4,9 +4,11 @@ import json
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
+from seal_kit.adapters import AdapterSlot
 from seal_kit.cpt import trained_generator
-from seal_kit.generator import CONFIG_FILE, Generator, GeneratorConfig, saved_generator
+from seal_kit.generator import CONFIG_FILE, GENERATOR, Generator, GeneratorConfig, saved_generator
 from seal_kit.inner_loop import InnerLoopConfig, collate, encode_examples
 from seal_kit.knowledge import KnowledgeTask
 from seal_kit.models import load_model
@@ -84,3 +86,48 @@ def test_an_update_counts_once_its_round_finished_and_a_changed_config_is_refuse
 def test_a_folder_that_is_no_rest_em_run_is_named(tmp_path):
     with pytest.raises(ValueError, match="not a ReST-EM run directory"):
         saved_generator(tmp_path)
+
+
+@pytest.mark.parametrize("update", ["stack", "merge"])
+def test_each_update_starts_fresh_on_merged_weights_or_from_the_last_update_when_stacked(tmp_path, monkeypatch, update):
+    """merge (the reference's way): every round's update trains a fresh generator adapter, initialised
+    under the round's seed, on base weights holding the earlier updates; stack: it continues the last
+    saved update on the untouched base."""
+    import seal_kit.generator
+
+    class SeenRoundOne(Exception):
+        pass
+
+    starts, real_train = [], seal_kit.generator.train_lora
+
+    def record_start(model, *args, **kwargs):  # what each update trains from; round 1's is not trained
+        starts.append({"adapter": AdapterSlot(model, GENERATOR).state(),
+                       "base": {n: p.detach().clone() for n, p in model.named_parameters() if "lora_" not in n}})
+        if len(starts) == 2:
+            raise SeenRoundOne
+        return real_train(model, *args, **kwargs)
+
+    monkeypatch.setattr(seal_kit.generator, "train_lora", record_start)
+    cfg = config(rounds=2, eval_k=0, generator=dataclasses.replace(config().generator, update=update))
+    loop = make_loop(tmp_path / "run", cfg)
+    with pytest.raises(SeenRoundOne):
+        loop.run()
+
+    def same(a, b):
+        return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+    model, tokenizer = load_model("tiny", seed=0)  # a fresh generator adapter, initialised as round r's is
+    fresh = Generator(KnowledgeTask(model, tokenizer, loop.task.inner.config).inner, cfg.generator).slot
+
+    def fresh_init(seed):
+        fresh.reset(seed)
+        return fresh.state()
+
+    round_0 = load_file(str(tmp_path / "run" / "round-0" / "generator" / GENERATOR / "adapter_model.safetensors"))
+    assert same(starts[0]["adapter"], fresh_init(cfg.seed + 0))
+    if update == "merge":
+        assert same(starts[1]["adapter"], fresh_init(cfg.seed + 1)) and not same(starts[1]["adapter"], round_0)
+        assert not same(starts[1]["base"], starts[0]["base"])  # round 0's update is in the base weights
+    else:
+        assert same(starts[1]["adapter"], round_0) and not same(starts[1]["adapter"], fresh_init(cfg.seed + 1))
+        assert same(starts[1]["base"], starts[0]["base"])

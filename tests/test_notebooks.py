@@ -10,7 +10,9 @@ import yaml
 from conftest import CHROMIUM
 
 from seal_kit import profiles
+from seal_kit.data import load_passages
 from seal_kit.runs import NOTEBOOKS, notebooks
+from seal_kit.self_edit import DocumentConfig, training_documents
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "seal_reference"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"SEAL reference data not found at {REFERENCE}; "
                                      "the replay of the paper's self-edits reads its passages, self-edits and verdicts")
@@ -99,6 +101,88 @@ def test_knowledge_incorporation_batches_candidates_and_resumes(tmp_path):
     assert again[:-1] == lines[:-1] and len(again) == len(lines)  # only the lost candidate was scored again
     key = ("condition", "passage_id", "sample")
     assert [json.loads(again[-1])[k] for k in key] == [json.loads(lines[-1])[k] for k in key]
+
+
+# Every switch to the reference code's way (seal_kit's defaults differ), at smoke sizes: PAD_TO and MAX_LENGTH
+# are the reference's 2048 scaled down to the tiny model.
+REFERENCE_SETTINGS = {"CHAT": False, "LAYOUT": "reference", "SPLIT": "reference", "INNER_TARGETS": "q_proj,v_proj",
+                      "LR_SCHEDULE": "linear", "MAX_GRAD_NORM": 1.0, "PAD_TO": 64, "MAX_LENGTH": 256}
+REFERENCE_INNER_LOOP = {"target_modules": ["q_proj", "v_proj"], "schedule": "linear", "max_grad_norm": 1.0,
+                        "pad_to": 64, "max_length": 256}
+
+
+def records(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_reference_settings_reached(run_dir, passages: dict, edits: list[dict], scored: list[dict]):
+    """config.yaml records the switches; the self-edit prompts are plain text in the reference's layout; each
+    candidate trained one epoch (the smoke profile's) on its edit split as the reference split it."""
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert (config["CHAT"], config["LAYOUT"], config["documents"]["split"]) == (False, "reference", "reference")
+    assert {k: config["inner_loop"][k] for k in REFERENCE_INNER_LOOP} == REFERENCE_INNER_LOOP
+    assert edits and scored
+    for edit in edits:
+        passage = passages[edit["context_id"]]
+        assert edit["prompt"].startswith("Read the following passage"), edit["prompt"]
+        assert edit["prompt"].endswith(f"\n\nPassage:\n{passage.title}\n{passage.context}\n\nImplications:\n")
+    for row in scored:
+        documents = training_documents(row["self_edit"], passages[row["context_id"]], DocumentConfig(split="reference"))
+        assert row["n_examples"] == len(documents.texts) and row["steps"] == row["n_examples"]  # batch 1, 1 epoch
+
+
+@pytest.mark.slow
+def test_knowledge_incorporation_with_the_reference_settings(tmp_path):
+    run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", K=1, INNER_LR=1e-4, **REFERENCE_SETTINGS)
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["inner_loop"]["lr"] == 1e-4
+    edits, scored = ([{**r, "context_id": r["passage_id"]} for r in records(tmp_path / f"{name}.jsonl")]
+                     for name in ("self_edits", "candidates"))
+    assert_reference_settings_reached(tmp_path, {p.id: p for p in load_passages("builtin", limit=2)}, edits,
+                                      [r for r in scored if r["condition"] == "self_edit"])
+
+
+@pytest.mark.slow
+@needs_reference
+def test_knowledge_incorporation_splits_the_papers_self_edits_as_the_reference_did(tmp_path):
+    """The paper's numbered lists are split differently by the two rules: SPLIT decides what is trained on."""
+    run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", DATA="seal-eval",
+                 SELF_EDITS="seal-reference:base", K=1, SPLIT="reference")
+    passages = {p.id: p for p in load_passages("seal-eval", limit=2)}
+    scored = [r for r in records(tmp_path / "candidates.jsonl") if r["condition"] == "seal-reference:base"]
+    counts = {split: [len(training_documents(r["self_edit"], passages[r["passage_id"]], DocumentConfig(split=split))
+                          .texts) for r in scored] for split in ("kit", "reference")}
+    assert [r["n_examples"] for r in scored] == counts["reference"] != counts["kit"]
+
+
+@pytest.mark.slow
+def test_rest_em_with_the_reference_settings(tmp_path):
+    """The paper's protocol at smoke size: held-out passages from another source (EVAL_DATA), the generator
+    updated as the reference did (merged, linear schedule, clipped, 2 batches per step)."""
+    elsewhere = tmp_path / "held_out.json"  # the held-out passage comes from here, not from DATA
+    elsewhere.write_text(json.dumps([{"id": "corvane-ridge", "title": "Corvane Ridge",
+                                      "context": "Corvane Ridge rises above the Tesk Valley. Its summit is Mount Oril.",
+                                      "questions": [{"question": "What is the summit of Corvane Ridge?",
+                                                     "answer": "Mount Oril"}]}]))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    generator = {"grad_accumulation": 2, "schedule": "linear", "max_grad_norm": 1.0, "update": "merge"}
+    metrics = run_notebook("03_rest_em.ipynb", run_dir, MODEL="tiny", ROUNDS=1, EVAL_DATA=str(elsewhere),
+                           GENERATOR_ACCUMULATION=2, GENERATOR_SCHEDULE="linear", GENERATOR_MAX_GRAD_NORM=1.0,
+                           GENERATOR_UPDATE="merge", **REFERENCE_SETTINGS)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["EVAL_DATA"] == str(elsewhere)
+    assert {k: config["rest_em"]["generator"][k] for k in generator} == generator
+    train = load_passages("builtin", limit=2)  # N_TRAIN = 2 from DATA, N_EVAL = 1 from EVAL_DATA
+    contexts = json.loads((run_dir / "contexts.json").read_text())
+    assert contexts["train"] == [p.id for p in train] and contexts["held_out"] == ["corvane-ridge"]
+    scored = records(run_dir / "candidates.jsonl")
+    assert {r["context_id"] for r in scored if r["split"] == "eval"} == {"corvane-ridge"}
+    assert_reference_settings_reached(run_dir, {p.id: p for p in train + load_passages(str(elsewhere))},
+                                      records(run_dir / "round-0/self_edits.jsonl")
+                                      + records(run_dir / "round-1/self_edits.jsonl"), scored)
+    # Round 0 kept 2 pairs (best of K per passage), one generator epoch: 2 batches of 1, summed into 1 step.
+    assert metrics["rounds"][0]["n_kept"] == 2
+    assert len(json.loads((run_dir / "round-0" / "generator_losses.json").read_text())) == 1
 
 
 PAPER_ALL_200 = {"base": 0.3267, "passage": 0.3351, "seal-reference:base": 0.3968, "seal-reference:gpt4_1": 0.4631,

@@ -186,6 +186,8 @@ def test_bad_configs_name_the_field():
         RestEMConfig(top_fraction=0)
     with pytest.raises(ValueError, match="update must be 'stack' or 'merge'"):
         GeneratorConfig(update="replace")
+    with pytest.raises(ValueError, match="the last round would sample and score nothing"):
+        RestEMConfig(final_train=False, eval_k=0)
 
 
 def test_round_figures_have_the_expected_traces(tmp_path):
