@@ -334,6 +334,20 @@ def test_continued_pretraining(tmp_path):
 
 
 @pytest.mark.slow
+@needs_reference
+def test_continued_pretraining_with_the_papers_gpt4_1_edits_as_teacher(tmp_path):
+    metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", DATA="seal-eval", N_PASSAGES=1,
+                           K=2, TEACHER="seal-reference:gpt4_1")
+    from seal_kit.reference import load_reference_self_edits
+
+    theirs = load_reference_self_edits("gpt4_1", ["seal-eval-000"])
+    logged = [json.loads(line) for line in (tmp_path / "self_edits.jsonl").read_text().splitlines()]
+    teacher = [r["self_edit"] for r in logged if r["source"] == "teacher"]
+    assert teacher == list(theirs.self_edit[:2])  # the paper's first K edits of that passage, as published
+    assert metrics["accuracy"]["teacher"] is not None
+
+
+@pytest.mark.slow
 def test_forgetting(tmp_path):
     # edits written as the sequence goes, two sequences averaged; replay left to the unit tests, to keep this short
     paper_mode = dict(EDITS_FROM="current", SEQUENCES=2, MITIGATIONS=["route"])
