@@ -179,7 +179,8 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
     good = json.dumps(TTTConfig(use_size_augmentations=False, use_chain_augmentations=False, learning_rate=1e-3,
                                 num_train_epochs=1).as_self_edit())
 
-    def sample(model, tokenizer, rows, config, progress, desc="", adapter=None):  # a random tiny model never writes JSON
+    # a random tiny model never writes JSON
+    def sample(model, tokenizer, rows, config, progress, desc="", adapter=None, accept=None):
         return pd.DataFrame([{**r, "self_edit": good if r["sample"] == 0 else "I would rotate it.", "tokens": 9,
                               "seconds": 0.0} for r in rows])
 
