@@ -219,3 +219,20 @@ def test_batched_inner_loop_scores_arc_configs_as_one_at_a_time(setting):
     for a, b in zip(one, many):
         assert (a["steps"], a["reward"], a.get("attempts")) == (b["steps"], b["reward"], b.get("attempts"))
         assert b["losses"] == pytest.approx(a["losses"], abs=1e-4)
+
+
+def test_a_chat_rendered_document_gets_one_bos():
+    """Llama-3's chat template begins with its BOS text; an all-tokens example in the reference's layout is such
+    a document, and its tokenizer adds a BOS of its own unless told not to (one token per character here)."""
+    from seal_kit.inner_loop import encode_examples
+
+    class Tokenizer:
+        bos_token, bos_token_id, eos_token_id = "^", 1, 2
+
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [self.bos_token_id] * add_special_tokens + [1 if c == "^" else ord(c) for c in text]}
+
+    [(ids, labels)] = encode_examples(Tokenizer(), ["^system: [[1]] -> [[2]]#"], max_length=100)
+    assert ids.count(1) == 1 and ids[:2] == [1, ord("s")] and ids[-1] == 2 and labels == ids
+    [(plain, _)] = encode_examples(Tokenizer(), ["a plain document"], max_length=100)
+    assert plain[0] == 1  # no BOS text: the tokenizer's BOS as before
