@@ -120,7 +120,9 @@ def encode_examples(tokenizer, examples: list[str | tuple[str, str]], max_length
     for example in examples:
         prompt, completion = ("", example) if isinstance(example, str) else example
         head = tokenizer(prompt, add_special_tokens=not (bos and prompt.startswith(bos)))["input_ids"] if prompt else []
-        body = tokenizer(completion, add_special_tokens=not prompt)["input_ids"] + [eos]  # EOS: where it ends
+        # a document may already begin with the BOS text (a chat rendering): it must not get a second BOS
+        special = not prompt and not (bos and completion.startswith(bos))
+        body = tokenizer(completion, add_special_tokens=special)["input_ids"] + [eos]  # EOS: where it ends
         ids, labels = head + body, [-100] * len(head) + body
         if len(ids) > max_length:  # keep the EOS, cut before it
             cut += 1

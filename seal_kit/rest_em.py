@@ -168,7 +168,7 @@ class RestEM:
                 for c in contexts for s in range(k)]
         sampling = replace(self.config.sampling, seed=self.config.sampling.seed + self.config.seed + 1000 * r)
         table = self.generator.sample(rows, sampling, saved=self._stacked_from, progress=self.progress,
-                                      desc=f"round {r}: sampling self-edits")
+                                      desc=f"round {r}: sampling self-edits", accept=self.task.accepts)
         self.store.write_table(f"round-{r}/self_edits", table)
         return pd.read_parquet(path)  # the same table a resumed run will read
 
@@ -209,9 +209,13 @@ class RestEM:
             status=("status", "first"), reason=("reason", "first"), self_edit=("self_edit", "first"), documents=("documents", "first"),
             losses=("losses", "first"), train_seconds=("train_seconds", "sum"),
             eval_seconds=("eval_seconds", "sum")).reset_index()
-        prompts = {(x["round"], x["split"], x["context_id"], x["sample"]): x["prompt"]
-                   for rr in table["round"].unique() for x in self._self_edits(int(rr)).to_dict("records")}
-        table["prompt"] = [prompts[k] for k in zip(*(table[c] for c in keys))]
+        drawn = {(x["round"], x["split"], x["context_id"], x["sample"]): x
+                 for rr in table["round"].unique() for x in self._self_edits(int(rr)).to_dict("records")}
+        rows = [drawn[k] for k in zip(*(table[c] for c in keys))]
+        table["prompt"] = [x["prompt"] for x in rows]
+        # draws until accepted (SamplingConfig.max_attempts); tables saved before redraws existed hold one each
+        table["attempts"] = [int(x.get("attempts", 1)) for x in rows]
+        table["accepted"] = [bool(x.get("accepted", True)) for x in rows]
         table["context"] = [self.task.describe(self.by_id[c]) for c in table.context_id]
         return table
 

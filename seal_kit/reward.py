@@ -55,6 +55,11 @@ class SelfEditTask:
         """The context as a reviewer should read it."""
         return str(context)
 
+    def accepts(self, self_edit: str) -> bool:
+        """Whether a sampled self-edit is usable at all; `SamplingConfig.max_attempts` > 1 draws again until it
+        is (ARC: until its JSON parses). Here every edit is."""
+        return True
+
     def baseline(self, context) -> dict:
         """`evaluate` on the base model, once per context id (the reference re-graded it for every candidate)."""
         if context.id not in self._baselines:

@@ -14,12 +14,14 @@ when the second starts with "1.", numbering kept, nothing else filtered.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from .passages import Passage
 from .backends import check_backend, generate_with
+from .generation import Generation
 from .prompts import self_edit_prompt
 
 
@@ -32,22 +34,43 @@ class SamplingConfig:
     batch_size: int = field(default=8, metadata={"help": "prompts generated together"})
     seed: int = field(default=0, metadata={"help": "torch seed set before sampling"})
     backend: str = field(default="hf", metadata={"help": "hf (transformers) or vllm (GPU, the [vllm] extra)"})
+    max_attempts: int = field(default=1, metadata={
+        "help": "draws per self-edit until the task accepts one (ARC: until its JSON parses; the reference drew "
+                "again without a cap); 1: the first draw as is"})
 
     def __post_init__(self):
         check_backend(self.backend, "SamplingConfig")
+        if self.max_attempts < 1:
+            raise ValueError(f"SamplingConfig.max_attempts must be >= 1 (1: no redraw), got {self.max_attempts}")
 
 
 def sample_self_edits(model, tokenizer, rows: list[dict], config: SamplingConfig | None = None,
-                      progress: bool = True, desc: str = "self-edits", adapter: str | None = None) -> pd.DataFrame:
+                      progress: bool = True, desc: str = "self-edits", adapter: str | None = None,
+                      accept: Callable[[str], bool] | None = None) -> pd.DataFrame:
     """One sampled self-edit per row (each row a dict with at least "prompt"): the rows come back as a
     DataFrame with `self_edit`, `tokens` and `seconds` added. Deterministic under `config.seed`.
-    `adapter`: a saved generator adapter folder for the vllm backend (hf samples from `model` as it is)."""
+    `accept(text)`: rows whose draw it refuses are drawn again, up to `config.max_attempts` draws in all;
+    then `attempts` counts them, `seconds` adds them up, and `accepted` is False where every draw was
+    refused. `adapter`: a saved generator adapter folder for the vllm backend (hf samples from `model`)."""
     config = config or SamplingConfig()
-    outs = generate_with(config.backend, model, tokenizer, [r["prompt"] for r in rows],
-                         max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
-                         batch_size=config.batch_size, seed=config.seed, desc=desc, progress=progress,
-                         adapters=[adapter] * len(rows) if adapter else None)
-    return pd.DataFrame([{**r, "self_edit": o.text, "tokens": o.tokens, "seconds": o.seconds} for r, o in zip(rows, outs)])
+
+    def draw(indices: list[int], seed: int, label: str) -> list:
+        return generate_with(config.backend, model, tokenizer, [rows[i]["prompt"] for i in indices],
+                             max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
+                             batch_size=config.batch_size, seed=seed, desc=label, progress=progress,
+                             adapters=[adapter] * len(indices) if adapter else None)
+
+    outs, attempts = draw(list(range(len(rows))), config.seed, desc), [1] * len(rows)
+    for attempt in range(1, config.max_attempts if accept else 1):
+        refused = [i for i, o in enumerate(outs) if not accept(o.text)]
+        if not refused:
+            break
+        for i, o in zip(refused, draw(refused, config.seed + attempt, f"{desc}: draw {attempt + 1}")):
+            outs[i], attempts[i] = Generation(o.text, o.tokens, outs[i].seconds + o.seconds), attempts[i] + 1
+    drawn = [{**r, "self_edit": o.text, "tokens": o.tokens, "seconds": o.seconds} for r, o in zip(rows, outs)]
+    if accept:
+        drawn = [{**d, "attempts": n, "accepted": accept(d["self_edit"])} for d, n in zip(drawn, attempts)]
+    return pd.DataFrame(drawn)
 
 
 def generate_self_edits(model, tokenizer, passages: list[Passage], prompt: str = "implications",

@@ -2,9 +2,9 @@ import random
 
 import pytest
 
-from seal_kit.arc.augment import (IDENTITY, Chain, ColorPermutation, Dihedral, InverseError, Tile, Upscale,
-                                  augmented_tasks, basic, chain, leave_one_out, leave_two_out, random_color_permutation,
-                                  repeat, size, transform_task)
+from seal_kit.arc.augment import (IDENTITY, Chain, ColorPermutation, Dihedral, InverseError, RandomTranslate, Reflect,
+                                  Tile, Translate, Upscale, augmented_tasks, basic, chain, leave_one_out, leave_two_out,
+                                  random_color_permutation, repeat, size, transform_task)
 from seal_kit.arc.data import ArcTask, Example
 
 GRID = ((1, 2, 3), (4, 5, 6))  # asymmetric, so every symmetry gives a different grid
@@ -23,7 +23,9 @@ def task_with(n: int, side: int = 2, task_id: str = "t") -> ArcTask:
 
 
 ALL = [*basic(), *size(), *chain(), *repeat(), IDENTITY, Upscale(3, 1), Tile(3, 2),
-       ColorPermutation((0, 2, 1, 3, 4, 5, 6, 7, 8, 9)), Chain(Upscale(1, 2), Chain(Tile(2, 1), Dihedral("rot90")))]
+       ColorPermutation((0, 2, 1, 3, 4, 5, 6, 7, 8, 9)), Chain(Upscale(1, 2), Chain(Tile(2, 1), Dihedral("rot90"))),
+       *[t for t in basic("reference") if not isinstance(t, RandomTranslate)], *chain("reference"), Translate(2, 5),
+       Translate(-1, 13), Chain(Reflect("horizontal", True), Translate(1, 1))]
 
 
 @pytest.mark.parametrize("transform", ALL, ids=lambda t: t.name)
@@ -92,6 +94,41 @@ def test_bad_factors_are_rejected():
         Tile(2, 1.5)
 
 
+def test_reflect_joins_the_grid_with_its_mirror_image():
+    assert Reflect("vertical").apply(GRID) == GRID + ((4, 5, 6), (1, 2, 3))
+    assert Reflect("vertical", mirror_first=True).apply(GRID) == ((4, 5, 6), (1, 2, 3)) + GRID
+    assert Reflect("horizontal").apply(GRID) == ((1, 2, 3, 3, 2, 1), (4, 5, 6, 6, 5, 4))
+    assert Reflect("horizontal", mirror_first=True).apply(((1, 2),)) == ((2, 1, 1, 2),)
+    with pytest.raises(InverseError, match="reflect_vertical: the two halves of the grid are not mirror images"):
+        Reflect("vertical").invert(((1, 2), (3, 4)))
+    with pytest.raises(InverseError, match="reflect_horizontal: a 1x3 grid is not a multiple of 1x2"):
+        Reflect("horizontal").invert(((1, 2, 1),))
+    with pytest.raises(ValueError, match="axis must be 'vertical' or 'horizontal'"):
+        Reflect("diagonal")
+
+
+def test_translate_rolls_the_content_around_the_edges():
+    assert Translate(1, 0).apply(GRID) == ((4, 5, 6), (1, 2, 3))
+    assert Translate(0, 1).apply(GRID) == ((3, 1, 2), (6, 4, 5))
+    assert Translate(3, 4).apply(GRID) == Translate(1, 1).apply(GRID)  # shifts wrap at the grid's sides
+    assert Translate(2, 3).apply(GRID) == GRID and Translate(1, 1).name == "translate_1x1"
+    rng = random.Random(3)
+    draws = {RandomTranslate().draw(rng) for _ in range(200)}
+    assert draws == {Translate(dy, dx) for dy in range(4) for dx in range(4)}
+
+
+def test_reference_families_are_the_reference_tools():
+    names = [t.name for t in basic("reference")]
+    assert names == ["rot90", "rot270", "rot180", "flip_vertical", "flip_horizontal", "reflect_vertical_mirror_first",
+                     "reflect_horizontal_mirror_first", "reflect_vertical", "reflect_horizontal", "random_translate_3",
+                     "transpose"]
+    assert [t.first.name for t in chain("reference")] == ["rot90", "rot270", "rot180", "flip_vertical",
+                                                          "flip_horizontal", "transpose"]
+    assert size("reference") == size() and repeat("reference") == repeat()
+    with pytest.raises(ValueError, match="'kit' or 'reference'; got 'paper'"):
+        basic("paper")
+
+
 def test_families_are_the_paper_tools():
     assert [t.name for t in basic()] == ["rot90", "rot180", "rot270", "flip_horizontal", "flip_vertical",
                                          "transpose", "anti_transpose"]
@@ -157,3 +194,30 @@ def test_augmented_tasks_cap_and_determinism():
         augmented_tasks(task, [])
     with pytest.raises(ValueError, match="max_examples >= 1"):
         augmented_tasks(task, [IDENTITY], max_examples=0)
+
+
+def test_reference_families_keep_grids_within_30x30_and_draw_a_translation_per_task():
+    rng = random.Random(5)
+    grid = lambda: tuple(tuple(rng.randint(0, 9) for _ in range(16)) for _ in range(15))  # noqa: E731
+    task = ArcTask("big", tuple(Example(grid(), grid()) for _ in range(3)), ())
+    tasks = augmented_tasks(task, [IDENTITY, *basic("reference")], max_examples=10_000)
+    grids = [g for t in tasks for ex in t.train + t.test for g in (ex.input, ex.output)]
+    assert all(len(g) <= 30 and len(g[0]) <= 30 for g in grids)
+    kinds = {t.id.split("|")[1] for t in tasks}
+    assert {"reflect_vertical", "reflect_vertical_mirror_first"} <= kinds  # 30 rows: kept
+    assert not kinds & {"reflect_horizontal", "reflect_horizontal_mirror_first"}  # 32 columns: dropped
+    translations = [t.id.split("|")[1] for t in tasks if "|translate_" in t.id]
+    assert len(translations) == 6 and len(set(translations)) > 1  # one draw per leave-out task (3 + 3 of them)
+
+
+def test_permute_examples_shuffles_the_colour_permuted_copies():
+    task = task_with(5)
+    plain = augmented_tasks(task, [IDENTITY], color_permutations=1, max_examples=10_000)
+    shuffled = augmented_tasks(task, [IDENTITY], color_permutations=1, max_examples=10_000, permute_examples=True)
+    assert len(plain) == len(shuffled) == 2 * (5 + 10)
+    copies = [t for t in shuffled if "+colors_" in t.id]
+    assert all(t.id.endswith("+shuffled") for t in copies) and not any("+shuffled" in t.id for t in plain)
+    assert {t for t in shuffled if "+colors_" not in t.id} == {t for t in plain if "+colors_" not in t.id}
+    ordered = [t for t in plain if "+colors_" in t.id]
+    assert any(a.train != b.train and sorted(a.train, key=repr) == sorted(b.train, key=repr)
+               for a, b in zip(sorted(copies, key=lambda t: t.id), sorted(ordered, key=lambda t: t.id)))

@@ -7,12 +7,16 @@ import pytest
 
 from seal_kit import backends
 from seal_kit.arc.augment import IDENTITY, Dihedral
-from seal_kit.arc.data import ArcDataError, ArcTask, Example, grid_to_text, load_tasks
+from seal_kit.arc.data import (ArcDataError, ArcTask, Example, grid_to_list_text, grid_to_text, list_text_to_grid,
+                               load_tasks)
 from seal_kit.arc.edit import TTTConfig
-from seal_kit.arc.few_shot import ArcConfig, ArcFewShot
-from seal_kit.arc.ttt import inference_transforms, read_prediction, task_text, training_examples, vote
+from seal_kit.arc.few_shot import ArcConfig, ArcFewShot, inner_config
+from seal_kit.arc.results import first_draw, sampling_report, success_by_task_set
+from seal_kit.arc.ttt import (LEAVE_ONE_OUT_TRANSFORMS, composite, hierarchical_vote, inference_transforms,
+                              leave_one_out_views, read_prediction, task_text, training_examples, vote)
 from seal_kit.generation import Generation
 from seal_kit.inner_loop import InnerLoopConfig
+from seal_kit.self_edit import SamplingConfig, sample_self_edits
 
 SMALL = load_tasks("seal-train", ids=["5582e5ca", "6150a2bd"])  # 3x3 grids: short prompts
 
@@ -179,7 +183,8 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
     good = json.dumps(TTTConfig(use_size_augmentations=False, use_chain_augmentations=False, learning_rate=1e-3,
                                 num_train_epochs=1).as_self_edit())
 
-    def sample(model, tokenizer, rows, config, progress, desc="", adapter=None):  # a random tiny model never writes JSON
+    # a random tiny model never writes JSON
+    def sample(model, tokenizer, rows, config, progress, desc="", adapter=None, accept=None):
         return pd.DataFrame([{**r, "self_edit": good if r["sample"] == 0 else "I would rotate it.", "tokens": 9,
                               "seconds": 0.0} for r in rows])
 
@@ -196,6 +201,7 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
     table = loop.candidates()
     train = table[table.split == "train"]
     assert sorted(train.status) == ["bad_json", "bad_json", "ok", "ok"]
+    assert (table.attempts == 1).all() and table.accepted.all()  # tables without draw counts: one draw each
     failed = train[train.status == "bad_json"]
     assert (failed.reward == 0).all() and failed.reason.str.contains("no {...} object").all()
     assert all(d.startswith(c) for c, docs in zip(train.context_id, train.documents) for d in docs)
@@ -218,3 +224,165 @@ def test_batched_inner_loop_scores_arc_configs_as_one_at_a_time(setting):
     for a, b in zip(one, many):
         assert (a["steps"], a["reward"], a.get("attempts")) == (b["steps"], b["reward"], b.get("attempts"))
         assert b["losses"] == pytest.approx(a["losses"], abs=1e-4)
+
+
+# -- the reference's ways, switched on --------------------------------------------------------------------
+A, B, C, X, Y, Z = (((v,),) for v in range(1, 7))  # 1x1 grids: easy to count
+
+
+def test_hierarchical_vote_weighs_groups_not_views():
+    """Five untransformed views say B, two rotated/flipped groups say A: a flat vote picks B, the hierarchical
+    vote A (each group nominates three grids: a unanimous group its answer thrice, so A gets 3 + 3 + 1)."""
+    predictions = [("identity", B)] * 5 + [("rot180", A), ("transpose", A), ("flip_vertical", None)]
+    assert vote([p for _, p in predictions], attempts=1) == [B]
+    assert hierarchical_vote(predictions, attempts=1) == [A]
+    assert hierarchical_vote(predictions, attempts=2) == [A, B]
+    assert hierarchical_vote([("identity", None)]) == []
+    with pytest.raises(ValueError, match="attempts must be >= 1"):
+        hierarchical_vote(predictions, attempts=0)
+
+
+def test_hierarchical_vote_breaks_a_tie_for_second_by_the_untransformed_views():
+    """Y and Z are nominated 4 times each (Y first); Z is an untransformed view's answer, so Z is the second attempt."""
+    predictions = [("rot180", Y), ("identity", Z), ("transpose", X), ("flip_vertical", X)]
+    assert vote([p for _, p in predictions]) == [X, Y]
+    assert hierarchical_vote(predictions) == [X, Z]
+
+
+def test_composite_votes_row_by_row_or_column_by_column():
+    answers = [((1, 1), (2, 2)), ((5, 5), (3, 3)), ((1, 1), (4, 4)), ((6, 6), (3, 3)), ((1,),)]
+    assert composite(answers) == ((1, 1), (3, 3))  # a grid none of the answers is: rows (1, 1) and (3, 3) win
+    assert composite(answers[:4], by_columns=True) == answers[0]  # every column differs: the first seen
+
+
+def test_leave_one_out_views_leave_each_demonstration_out_and_add_five_turned_views():
+    task = load_tasks("seal-train", ids=["5582e5ca"])[0]  # 3 demonstrations
+    views = leave_one_out_views(task.train, task.test[0].input, random.Random(0), permutations=2)
+    plain = [v for v in views if v.group == "identity"]
+    assert len(plain) == 3 * 2 and len(set(v.demos for v in plain)) == 6  # 2 orders of each pair of demonstrations
+    assert all(len(v.demos) == 2 for v in views)
+    assert {next(d for d in task.train if d not in v.demos) for v in plain} == set(task.train)
+    assert [v.group for v in views[6:]] == list(LEAVE_ONE_OUT_TRANSFORMS)
+    assert len(leave_one_out_views(task.train, task.test[0].input, random.Random(0), permutations=0)) == 3 + 5
+    single = leave_one_out_views(task.train[:1], task.test[0].input, random.Random(0))
+    assert single[0].demos == task.train[:1]
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The tiny model under every reference switch: its chat layout with Python-list grids, its tool families,
+    leave-one-out views with the hierarchical vote, 0 epochs over budget, batch 2 with a cosine schedule."""
+    from seal_kit.models import load_model
+    model, tokenizer = load_model("tiny", seed=0)
+    inner = dataclasses.replace(inner_config(reference=True), rank=4, alpha=8, lr=1e-3, max_length=768)
+    arc = ArcConfig(max_examples=4, max_new_tokens=12, batch_size=4, grid_format="python_lists",
+                    augmentations="reference", permute_examples=True, inference_views="leave_one_out",
+                    voting="hierarchical", over_budget="untrained")
+    return ArcFewShot(model, tokenizer, inner, arc)
+
+
+def test_reference_test_time_training_in_its_chat_layout(reference):
+    task = SMALL[0]
+    edit = TTTConfig(use_size_augmentations=False, use_chain_augmentations=False, learning_rate=1e-3,
+                     num_train_epochs=2).as_self_edit()
+    job = reference.inner_job(task, json.dumps(edit))
+    assert job.status == "ok" and 4 <= len(job.examples) <= 8
+    prompt, answer = job.examples[0]
+    assert prompt.startswith("<|im_start|>system") and prompt.endswith("<|im_start|>assistant\n")
+    assert " -> " in prompt and "]]#\n" in prompt and answer.endswith("]]#") and list_text_to_grid(answer) is not None
+    ids, labels = reference.inner.encode([(prompt, answer)])[0]
+    learned = [t for t, l in zip(ids, labels) if l != -100]
+    assert reference.tokenizer.decode(learned, skip_special_tokens=True).strip() == answer
+    trained = reference.inner.train(job.examples, seed=0, **job.overrides)
+    assert trained.steps == 2 * -(-len(job.examples) // 2)  # batch 2
+    adapted = {name.split(".")[-2] for name, _ in reference.inner.model.named_modules() if name.endswith("lora_A")}
+    assert adapted == {"q_proj", "v_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_over_budget_untrained_trains_0_steps_and_still_answers(reference):
+    task = SMALL[0]
+    tight = ArcFewShot.__new__(ArcFewShot)
+    tight.__dict__.update(reference.__dict__, config=dataclasses.replace(reference.config, max_steps=1))
+    job = tight.inner_job(task, json.dumps(TTTConfig(num_train_epochs=10).as_self_edit()))
+    assert not job.failed and job.status == "empty_edit" and not job.examples
+    assert job.reason.startswith("over_budget, trained for 0 epochs:") and "exceeds the budget of 1" in job.reason
+    scored = tight.score_job(task, job, seed=0)
+    assert scored["steps"] == 0 and scored["reward"] == scored["baseline"]
+    assert scored["attempts"] == tight.baseline(task)["attempts"] and len(scored["attempts"]) == len(task.test)
+
+
+def test_reference_inference_reads_python_lists_back_through_every_view(reference, monkeypatch):
+    task = SMALL[1]
+    gold = task.test[0].output
+    views = reference.views(task, 0)
+    assert len(views) > 5 and {v.group for v in views} >= set(LEAVE_ONE_OUT_TRANSFORMS) - {"rot180"}
+
+    def answer_with(grid_for_view):
+        def fake_generate(model, tokenizer, prompts, **kwargs):
+            assert len(prompts) == len(views) and all(p.endswith("<|im_start|>assistant\n") for p in prompts)
+            return [Generation(grid_to_list_text(grid_for_view(v)) + "#", 9, 0.0) for v in views]
+        return fake_generate
+
+    monkeypatch.setitem(backends.BACKENDS, "hf", answer_with(lambda v: v.transform.apply(gold)))
+    result = reference.evaluate(task)
+    assert result["reward"] == 1.0 and result["attempts"] == [[grid_to_text(gold)]]
+    wrong = tuple(tuple((c + 1) % 10 for c in row) for row in gold)
+    monkeypatch.setitem(backends.BACKENDS, "hf", answer_with(lambda v: v.transform.apply(wrong)))
+    assert reference.evaluate(task)["reward"] == 0.0
+
+
+def test_resampling_stops_at_the_first_draw_that_parses(setting, monkeypatch):
+    good = json.dumps(TTTConfig().as_self_edit())
+    script = {"p0": ["no json here", good, "unused"], "p1": ["{broken", "still none", "nope"], "p2": [good]}
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, **options):
+        calls.append((list(prompts), options["seed"], options["temperature"]))
+        return [Generation(script[p][sum(p in c[0] for c in calls) - 1], 5, 1.0) for p in prompts]
+
+    monkeypatch.setitem(backends.BACKENDS, "hf", fake_generate)
+    rows = [{"prompt": p} for p in script]
+    config = SamplingConfig(temperature=0.8, max_new_tokens=128, max_attempts=3, seed=7)
+    table = sample_self_edits(None, None, rows, config, progress=False, accept=setting.accepts)
+    assert table.attempts.tolist() == [2, 3, 1] and table.accepted.tolist() == [True, False, True]
+    assert table.self_edit.tolist() == [good, "nope", good] and table.seconds.tolist() == [2.0, 3.0, 1.0]
+    assert calls == [(["p0", "p1", "p2"], 7, 0.8), (["p0", "p1"], 8, 0.8), (["p1"], 9, 0.8)]  # the cap: 3 draws
+    calls.clear()
+    once = sample_self_edits(None, None, rows, dataclasses.replace(config, max_attempts=1), progress=False,
+                             accept=setting.accepts)
+    assert once.attempts.tolist() == [1, 1, 1] and once.accepted.tolist() == [False, False, True] and len(calls) == 1
+    with pytest.raises(ValueError, match="max_attempts must be >= 1"):
+        SamplingConfig(max_attempts=0)
+
+    scored = table.assign(split="eval", context_id=["t0", "t1", "t2"], reward=[1.0, 0.0, 1.0])
+    assert sampling_report(scored) == {"eval": {"self_edits": 3, "draws": 6, "redrawn": 2, "never_accepted": 1,
+                                                "most_draws": 3}}
+    by_set = success_by_task_set({"redrawn": scored, "first_draw": first_draw(scored)},
+                                 {"all": None, "reference_8": ["t0", "t1"], "none": []})
+    assert by_set == {"all": {"redrawn": 2 / 3, "first_draw": 1 / 3},
+                      "reference_8": {"redrawn": 0.5, "first_draw": 0.0}, "none": {"redrawn": None, "first_draw": None}}
+
+
+def test_reference_switches_are_checked():
+    for name, bad in (("grid_format", "lists"), ("augmentations", "paper"), ("inference_views", "loo"),
+                      ("voting", "ranked"), ("over_budget", "skip")):
+        with pytest.raises(ValueError, match=rf"ArcConfig.{name} must be one of .*got '{bad}'"):
+            ArcConfig(**{name: bad})
+    assert inner_config().batch_size == 1 and inner_config(reference=True).schedule == "cosine"
+
+
+def test_a_chat_rendered_document_gets_one_bos():
+    """Llama-3's chat template begins with its BOS text; an all-tokens example in the reference's layout is such
+    a document, and its tokenizer adds a BOS of its own unless told not to (one token per character here)."""
+    from seal_kit.inner_loop import encode_examples
+
+    class Tokenizer:
+        bos_token, bos_token_id, eos_token_id = "^", 1, 2
+
+        def __call__(self, text, add_special_tokens=True):
+            return {"input_ids": [self.bos_token_id] * add_special_tokens + [1 if c == "^" else ord(c) for c in text]}
+
+    [(ids, labels)] = encode_examples(Tokenizer(), ["^system: [[1]] -> [[2]]#"], max_length=100)
+    assert ids.count(1) == 1 and ids[:2] == [1, ord("s")] and ids[-1] == 2 and labels == ids
+    [(plain, _)] = encode_examples(Tokenizer(), ["a plain document"], max_length=100)
+    assert plain[0] == 1  # no BOS text: the tokenizer's BOS as before

@@ -300,8 +300,42 @@ def test_arc_few_shot(tmp_path):
     assert len(scored) == 2 * 2 + 1 + 1  # K per training task, EVAL_K per evaluation task in rounds 0 and 1
     assert all(r["reason"] for r in scored if r["status"] != "ok")  # failed configs say why
     assert (tmp_path / "success.html").exists()
+    assert metrics["reference_task_ids"] == ["66e6c45b"]  # the smoke task is one of the 8 the reference scored
+    assert metrics["success_by_task_set"]["reference_8"] == metrics["success_by_task_set"]["all"]
+    assert metrics["sampling"]["max_attempts"] == 1 and metrics["sampling"]["train"]["draws"] == 2 * 2
     assert exercise_check(tmp_path / "04_arc_few_shot.ipynb").startswith("✗ not done yet")
     rerun_reads_back("04_arc_few_shot.ipynb", tmp_path, MODEL="tiny")
+
+
+REFERENCE_ARC = dict(GRID_FORMAT="python_lists", AUGMENTATIONS="reference", PERMUTE_EXAMPLES=True,
+                     INFERENCE_VIEWS="leave_one_out", VOTING="hierarchical", OVER_BUDGET="untrained", MAX_STEPS=1,
+                     TTT_BATCH=2, TTT_SCHEDULE="cosine", TTT_WARMUP=0.1, TTT_CLIP=1.0,
+                     TTT_TARGETS="q_proj,v_proj,gate_proj,up_proj,down_proj", TEMPERATURE=0.8, TOP_P=1.0,
+                     SAMPLE_ATTEMPTS=3, GENERATOR_RANK=16, GENERATOR_ALPHA=16, GENERATOR_LR=5e-5, GENERATOR_BATCH=5,
+                     GENERATOR_SCHEDULE="cosine", GENERATOR_UPDATE="merge")
+
+
+@pytest.mark.slow
+def test_arc_few_shot_the_reference_way(tmp_path):
+    metrics = run_notebook("04_arc_few_shot.ipynb", tmp_path, MODEL="tiny", **REFERENCE_ARC)
+    # The random tiny model writes no JSON: every config was drawn SAMPLE_ATTEMPTS times, and none parsed.
+    for split, count in (("train", 2 * 2), ("eval", 1 + 1)):
+        assert metrics["sampling"][split] == {"self_edits": count, "draws": 3 * count, "redrawn": count,
+                                              "never_accepted": count, "most_draws": 3}, split
+    assert metrics["sampling"]["max_attempts"] == 3
+    assert set(metrics["success_by_task_set"]["all"]) == {"icl", "oracle", "ttt_self_edit", "seal",
+                                                          "ttt_self_edit_first_draw", "seal_first_draw"}
+    # One step is over any config's budget: the oracle trains for 0 epochs and answers as the model is.
+    [oracle] = [json.loads(line) for line in (tmp_path / "oracle.jsonl").read_text().splitlines()]
+    [icl] = [json.loads(line) for line in (tmp_path / "icl.jsonl").read_text().splitlines()]
+    assert oracle["status"] == "empty_edit"
+    assert (oracle["reward"], oracle["attempts"]) == (icl["reward"], icl["attempts"])
+    saved = (tmp_path / "config.yaml").read_text()
+    for line in ("grid_format: python_lists", "voting: hierarchical", "over_budget: untrained", "schedule: cosine",
+                 "max_attempts: 3", "update: merge", "- gate_proj"):
+        assert line in saved, line
+    shown = printed(tmp_path / "04_arc_few_shot.ipynb")  # the test input's prompt: the reference's chat layout
+    assert "<|im_start|>system" in shown and "]]#\n" in shown and "]] -> <|im_end|>" in shown
 
 
 @pytest.mark.slow

