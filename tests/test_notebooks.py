@@ -309,8 +309,8 @@ def test_arc_few_shot(tmp_path):
 
 REFERENCE_ARC = dict(GRID_FORMAT="python_lists", AUGMENTATIONS="reference", PERMUTE_EXAMPLES=True,
                      INFERENCE_VIEWS="leave_one_out", VOTING="hierarchical", OVER_BUDGET="untrained", MAX_STEPS=1,
-                     TTT_BATCH=2, TTT_SCHEDULE="cosine", TTT_WARMUP=0.1, TTT_CLIP=1.0,
-                     TTT_TARGETS="q_proj,v_proj,gate_proj,up_proj,down_proj", TEMPERATURE=0.8, TOP_P=1.0,
+                     BATCH_SIZE=2, LR_SCHEDULE="cosine", WARMUP_RATIO=0.1, MAX_GRAD_NORM=1.0,
+                     INNER_TARGETS="q_proj,v_proj,gate_proj,up_proj,down_proj", TEMPERATURE=0.8, TOP_P=1.0,
                      SAMPLE_ATTEMPTS=3, GENERATOR_RANK=16, GENERATOR_ALPHA=16, GENERATOR_LR=5e-5, GENERATOR_BATCH=5,
                      GENERATOR_SCHEDULE="cosine", GENERATOR_UPDATE="merge")
 
