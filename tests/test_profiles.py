@@ -7,7 +7,7 @@ from seal_kit import profiles
 
 
 def test_the_profiles_load_and_name_their_command():
-    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper", "paper-replay", "smoke"]
+    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper", "paper-improved", "paper-replay", "smoke"]
     for name in profiles.names():
         spec = profiles.load(name)
         header = (profiles.FOLDER / f"{name}.yaml").read_text().splitlines()[:4]
@@ -93,3 +93,33 @@ def test_show_prints_every_parameter_with_the_profile_values_as_yaml(capsys):
         main(["profiles", "show", "paper"])  # no notebook named
     assert main(["profiles", "show", "nonesuch", "03"]) == 2
     assert "unknown profile 'nonesuch'" in capsys.readouterr().err
+
+
+# The differences from the reference (README table): the `paper` profile turns each to the reference's value,
+# `paper-improved` leaves each at the kit's default; both share the paper's models, data and sizes.
+KNOWLEDGE_SWITCHES = ["CHAT", "LAYOUT", "SPLIT", "INNER_TARGETS", "LR_SCHEDULE", "MAX_GRAD_NORM", "PAD_TO", "MAX_LENGTH",
+                      "GRADER"]
+SWITCHES = {
+    "02_knowledge_incorporation": KNOWLEDGE_SWITCHES,
+    "03_rest_em": KNOWLEDGE_SWITCHES + ["GENERATOR_ACCUMULATION", "GENERATOR_SCHEDULE", "GENERATOR_MAX_GRAD_NORM",
+                                        "GENERATOR_UPDATE"],
+    "04_arc_few_shot": ["TEMPERATURE", "TOP_P", "SAMPLE_ATTEMPTS", "GRID_FORMAT", "AUGMENTATIONS", "PERMUTE_EXAMPLES",
+                        "INFERENCE_VIEWS", "VOTING", "OVER_BUDGET", "BATCH_SIZE", "LR_SCHEDULE", "WARMUP_RATIO",
+                        "MAX_GRAD_NORM", "INNER_TARGETS", "GENERATOR_RANK", "GENERATOR_ALPHA", "GENERATOR_LR",
+                        "GENERATOR_EPOCHS", "GENERATOR_BATCH", "GENERATOR_SCHEDULE", "GENERATOR_UPDATE"],
+    "05_continued_pretraining": KNOWLEDGE_SWITCHES + ["BATCH_SIZE", "ACCUMULATION", "PASSAGE_LR", "SPLIT_LINES"],
+    "06_forgetting": KNOWLEDGE_SWITCHES + ["EDITS_FROM"],
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(SWITCHES))
+def test_paper_sets_every_switch_and_paper_improved_none_with_the_same_sizes(notebook):
+    defaults = profiles.notebook_defaults(notebook)
+    paper, improved = profiles.parameters("paper", notebook), profiles.parameters("paper-improved", notebook)
+    for name in SWITCHES[notebook]:
+        assert name in defaults, name
+        assert paper.get(name, defaults[name]) != defaults[name], f"paper leaves {name} at the kit's default"
+        assert name not in improved, f"paper-improved changes {name}"
+    for name, value in improved.items():  # everything else paper-improved sets, paper sets alike
+        assert paper.get(name) == value, name
+    assert paper["MODEL"] == improved["MODEL"] != defaults["MODEL"]
