@@ -29,9 +29,18 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .inner_loop import ADAPTER, InnerLoop, InnerLoopResult, batch_order, checkpointing, encode_examples, lr_factor
+from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, InnerLoopResult, batch_order, checkpointing, encode_examples, lr_factor
 
 BETAS, EPS = (0.9, 0.999), 1e-8  # torch.optim.AdamW's defaults, which train_lora uses
+
+
+def check_batchable(config: InnerLoopConfig, batch: int = 2) -> None:
+    """Refuse, naming the settings, an inner loop that candidates cannot train together (`batch` > 1):
+    packed steps have no padding and step once per batch."""
+    if batch > 1 and (config.pad_to is not None or config.grad_accumulation != 1):
+        raise ValueError(f"BATCH_CANDIDATES = {batch}: candidates trained together are packed without padding and "
+                         f"step once per batch, so the reference's padding (PAD_TO = {config.pad_to}) and "
+                         f"gradient accumulation ({config.grad_accumulation}) need BATCH_CANDIDATES = 1")
 
 
 class BatchedLoRA:
@@ -138,10 +147,7 @@ class BatchedLoRA:
             if config.dropout:
                 raise ValueError(f"BatchedLoRA.train: LoRA dropout must be 0 (paper: 0), got {config.dropout}: "
                                  "per-row dropout masks would not match the one-at-a-time loop")
-            if config.pad_to is not None or config.grad_accumulation != 1:
-                raise ValueError("BatchedLoRA.train packs examples without padding and steps once per batch: the "
-                                 f"reference's padding (pad_to={config.pad_to}) and grad_accumulation="
-                                 f"{config.grad_accumulation} need the one-at-a-time loop (BATCH_CANDIDATES = 1)")
+            check_batchable(config, max(2, len(jobs)))
         began = time.perf_counter()
         encoded = [encode_examples(self.inner.tokenizer, examples, config.max_length)
                    for (examples, _, _), config in zip(jobs, configs)]

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from .batched import BatchedLoRA
+from .batched import BatchedLoRA, check_batchable
 from .generator import Generator, saved_generator
+from .inner_loop import InnerLoopConfig
 
 
 class InProcess:
@@ -135,9 +136,13 @@ class RayExecutor:
 EXECUTORS = ("local", "ray")
 
 
-def choose(name: str = "local", batch: int = 1, factory: Callable | None = None, address: str | None = None):
+def choose(name: str = "local", batch: int = 1, factory: Callable | None = None, address: str | None = None,
+           inner: InnerLoopConfig | None = None):
     """The executor a notebook parameter names: "local" (this process) or "ray" (workers building their
-    task with `factory`; `address` None starts Ray on this machine, else joins that cluster)."""
+    task with `factory`; `address` None starts Ray on this machine, else joins that cluster). Given the
+    `inner` loop's config, an inner loop that `batch` candidates cannot train together is refused now."""
+    if inner is not None:
+        check_batchable(inner, batch)
     if name == "local":
         return InProcess(batch)
     if name == "ray":

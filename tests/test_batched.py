@@ -5,7 +5,7 @@ from peft.tuners.lora import LoraLayer
 
 from seal_kit.batched import BatchedLoRA
 from seal_kit.data import QA, Passage
-from seal_kit.executors import InProcess
+from seal_kit.executors import InProcess, choose
 from seal_kit.inner_loop import ADAPTER, InnerLoopConfig
 from seal_kit.knowledge import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
@@ -122,3 +122,15 @@ def test_gradient_checkpointing_changes_memory_not_results(task):
     lora.load(0)
     assert batched[0].losses == pytest.approx(plain.losses, abs=1e-4)
     assert torch.allclose(adapter_weights(inner.model), plain_weights, atol=1e-4)
+
+
+def test_choose_refuses_an_inner_loop_candidates_cannot_share_before_any_work():
+    """The reference's padding and accumulation need one candidate at a time: refused when the executor
+    is chosen, naming the parameters, not after a round's sampling."""
+    for switch in ({"pad_to": 64}, {"grad_accumulation": 2}):
+        inner = InnerLoopConfig(**switch)
+        with pytest.raises(ValueError, match="need BATCH_CANDIDATES = 1") as error:
+            choose("local", 2, inner=inner)
+        assert "PAD_TO" in str(error.value)
+        assert isinstance(choose("local", 1, inner=inner), InProcess)
+    assert choose("local", 4, inner=InnerLoopConfig()).batch == 4
