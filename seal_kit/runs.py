@@ -78,6 +78,22 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable (its entry, not only the file's bytes); a no-op where directories
+    cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _plain(obj):
@@ -146,7 +162,11 @@ class Run:
 class AppendLog:
     """A JSON-lines file that only grows. Each record is one line, written whole, flushed and fsynced
     before `append` returns, under a file lock, so two processes never interleave and whatever was
-    appended survives a crash; a torn last line (a crash mid-write) is cut off when read.
+    appended survives a crash. Nothing complete is ever lost: an unterminated last line (a crash
+    mid-write) is cut off when read; a complete line in the middle that is not a JSON object (a
+    corrupted disk block, a hand edit) is moved aside into `<name>.jsonl.corrupt` with its line number,
+    with a warning, and every record after it is kept; a write that fails (disk full) is truncated
+    back to where it started before the error is raised, so the next append starts on a clean line.
 
     With `key` (the field, or fields, naming a record) it is a table computed once per key: `once` and
     `many` return the logged record of every key asked for and compute only the keys not logged yet,
@@ -156,37 +176,69 @@ class AppendLog:
     def __init__(self, path: str | Path, key: str | tuple[str, ...] | None = None):
         self.path = Path(path)
         self.key = None if key is None else (key,) if isinstance(key, str) else tuple(key)
-        self.records: list[dict] = []
-        self._index: dict[tuple, dict] = {}
-        self._read_bytes = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(self.path.with_name(f".{self.path.name}.lock")))
+        self._reset(None)
         self._sync()
+
+    def _reset(self, inode) -> None:
+        self.records: list[dict] = []
+        self._index: dict[tuple, dict] = {}
+        self._read_bytes, self._read_lines, self._inode = 0, 0, inode
 
     def _sync(self) -> None:
         """Read what was appended since the last read (by us, another session or another process)."""
         with self._lock:
             if not self.path.exists():
                 return
+            inode = self.path.stat().st_ino
+            if inode != self._inode:  # first read, or another process moved a bad line aside: read it all
+                self._reset(inode)
             with open(self.path, "rb") as f:
                 f.seek(self._read_bytes)
                 raw = f.read()
-            good = 0
-            for line in raw.splitlines(keepends=True):
+            lines = raw.splitlines(keepends=True)
+            torn = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+            good, bad = [], []
+            for n, line in enumerate(lines, self._read_lines + 1):
                 try:
-                    if not line.endswith(b"\n"):
-                        raise ValueError("no newline")
                     record = json.loads(line)
                 except ValueError:
-                    break
-                self._add(record)
-                good += len(line)
-            if good < len(raw):
-                warnings.warn(f"{self.path}: dropped a partial last record ({len(raw) - good} bytes) left by an "
+                    record = None
+                if isinstance(record, dict):
+                    good.append(line)
+                    self._add(record)
+                else:
+                    bad.append((n, line))
+            if bad:
+                self._move_aside(bad, good, torn)
+                return
+            if torn:
+                warnings.warn(f"{self.path}: dropped a partial last record ({len(torn)} bytes) left by an "
                               "interrupted write; it will be recomputed", stacklevel=3)
                 with open(self.path, "r+b") as f:
-                    f.truncate(self._read_bytes + good)
-            self._read_bytes += good
+                    f.truncate(self._read_bytes + len(raw) - len(torn))
+            self._read_bytes += len(raw) - len(torn)
+            self._read_lines += len(lines)
+
+    def _move_aside(self, bad: list[tuple[int, bytes]], good: list[bytes], torn: bytes) -> None:
+        """Keep the bad lines in `<name>.corrupt` (line number and bytes) and rewrite the log without them
+        (and without a torn last line), atomically; called under the lock."""
+        corrupt = self.path.with_name(self.path.name + ".corrupt")
+        with open(corrupt, "a", encoding="utf-8") as f:
+            for n, line in bad:
+                f.write(json.dumps({"line": n, "text": line.decode("utf-8", "replace")}, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with open(self.path, "rb") as f:
+            head = f.read(self._read_bytes)
+        atomic_write(self.path, head + b"".join(good))
+        warnings.warn(f"{self.path}: line(s) {', '.join(str(n) for n, _ in bad)} were not JSON records and were "
+                      f"moved to {corrupt.name}; the {len(good)} record(s) around them are kept"
+                      + (f" (a partial last record, {len(torn)} bytes, was dropped)" if torn else ""), stacklevel=4)
+        self._inode = self.path.stat().st_ino
+        self._read_bytes += sum(len(line) for line in good)
+        self._read_lines += len(good)
 
     def _add(self, record: dict) -> None:
         self.records.append(record)
@@ -213,11 +265,22 @@ class AppendLog:
             self._sync()
             if self.key is not None and (first := self._index.get(self._key_of(stored))) is not None:
                 return first
-            with open(self.path, "ab") as f:
-                f.write(line.encode())
-                f.flush()
-                os.fsync(f.fileno())
-            self._read_bytes += len(line.encode())
+            data = line.encode()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                start = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    written = 0
+                    while written < len(data):
+                        written += os.write(fd, data[written:])
+                    os.fsync(fd)
+                except BaseException:  # disk full, interrupted: leave no partial line behind
+                    os.ftruncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)
+            self._read_bytes += len(data)
+            self._read_lines += 1
             self._add(stored)
         return stored
 

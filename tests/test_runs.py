@@ -1,4 +1,5 @@
 import json
+import warnings
 from dataclasses import dataclass
 
 import pandas as pd
@@ -123,6 +124,62 @@ def test_append_log_survives_reopening_and_drops_a_torn_last_line(tmp_path):
     assert again.records == [{"round": 0, "reward": 0.5}, {"round": 0, "reward": 1.0}]
     again.append({"round": 1, "reward": 0.0})
     assert [r["round"] for r in run.log("candidates").records] == [0, 0, 1]
+
+
+def test_a_bad_line_in_the_middle_is_moved_aside_and_every_record_after_it_kept(tmp_path):
+    log = AppendLog(tmp_path / "candidates.jsonl", key="n")
+    for n in range(3):
+        log.append({"n": n})
+    lines = log.path.read_bytes().splitlines(keepends=True)
+    # a corrupted line, a blank line and a JSON value that is not a record, between good records
+    log.path.write_bytes(lines[0] + b'{"n": 1, "rew\x00\x00\n' + b"\n" + b"[1, 2]\n" + lines[1] + lines[2])
+    with pytest.warns(UserWarning, match=r"line\(s\) 2, 3, 4 were not JSON records"):
+        again = AppendLog(log.path, key="n")
+    assert [r["n"] for r in again.records] == [0, 1, 2]
+    assert [r["n"] for r in map(json.loads, log.path.read_text().splitlines())] == [0, 1, 2]  # the log is clean
+    aside = [json.loads(line) for line in (tmp_path / "candidates.jsonl.corrupt").read_text().splitlines()]
+    assert [a["line"] for a in aside] == [2, 3, 4] and aside[2]["text"] == "[1, 2]\n"
+    again.append({"n": 3})
+    assert [r["n"] for r in AppendLog(log.path).records] == [0, 1, 2, 3]
+
+
+def test_another_process_moving_a_line_aside_leaves_an_open_log_reading_right(tmp_path):
+    first = AppendLog(tmp_path / "log.jsonl", key="n")
+    first.append({"n": 0})
+    with open(first.path, "ab") as f:
+        f.write(b"not json\n")
+    with pytest.warns(UserWarning, match="moved to log.jsonl.corrupt"):
+        AppendLog(first.path, key="n").append({"n": 1})  # another opener cleans the file and appends
+    first.append({"n": 2})
+    assert [r["n"] for r in first.records] == [0, 1, 2]
+    assert [r["n"] for r in AppendLog(first.path).records] == [0, 1, 2]
+
+
+def test_a_failed_write_leaves_no_partial_line_and_the_next_append_is_whole(tmp_path, monkeypatch):
+    """Disk full mid-append: the half-written bytes are cut back, the error reaches the caller, and
+    appending again after space is freed (same object, same kernel) loses nothing."""
+    import errno
+
+    import seal_kit.runs as runs
+
+    log = AppendLog(tmp_path / "candidates.jsonl", key="n")
+    log.append({"n": 0})
+    real_write = runs.os.write
+
+    def full_disk(fd, data):
+        real_write(fd, data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs.os, "write", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        log.append({"n": 1, "text": "x" * 100})
+    monkeypatch.setattr(runs.os, "write", real_write)
+    assert log.path.read_text() == '{"n": 0}\n'
+    log.append({"n": 1})
+    log.append({"n": 2})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing torn, nothing moved aside
+        assert [r["n"] for r in AppendLog(log.path).records] == [0, 1, 2]
 
 
 def test_a_keyed_log_computes_each_key_once_across_reopenings(tmp_path):
