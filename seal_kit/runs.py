@@ -343,6 +343,20 @@ def new_run_path(name: str, folder: str = "runs") -> Path:
     raise FileExistsError(f"could not claim a new run directory next to {base}")
 
 
+def check_run_dir(run_dir: str | Path) -> Path:
+    """The run directory, made if missing; a named error if it is a file or cannot be written."""
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"run directory {path} is a file; choose another RUN_DIR (or none for a new one)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"run directory {path} cannot be created: {err.strerror}; choose another RUN_DIR") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"run directory {path} is not writable; choose another RUN_DIR or make it writable")
+    return path
+
+
 def start_run(name: str, run_dir: str | Path | None = None, config: dict | None = None,
               overwrite: bool = False) -> Run:
     """Create a run directory and write its resolved config.yaml, or reopen one started with this config.
@@ -352,7 +366,7 @@ def start_run(name: str, run_dir: str | Path | None = None, config: dict | None 
     two configs would compare nothing). `overwrite=True` starts the directory afresh with the new
     config, deleting the previous run's records (executed notebooks stay: papermill may be writing one
     there)."""
-    path = Path(run_dir) if run_dir else new_run_path(name)
+    path = check_run_dir(run_dir) if run_dir else new_run_path(name)
     resolved = _plain({"name": name, **(config or {})})
     if overwrite and path.exists():
         for item in path.iterdir():  # papermill may be writing the executed notebook here right now

@@ -14,6 +14,7 @@ plotly table in summary.html.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -26,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .runs import METRICS, atomic_write, notebooks
+from .runs import METRICS, atomic_write, check_run_dir, notebooks
 
 FAILED = "failed.json"
 TIMING = "execution.json"  # how long a finished run took, read back when a sweep skips it
@@ -46,6 +47,26 @@ def find_notebook(name: str | Path) -> Path:
     return matches[0]
 
 
+def notebook_parameters(notebook: str | Path) -> list[str]:
+    """The names in a notebook's parameters cell, in order (papermill's reading of it)."""
+    import papermill
+
+    return list(papermill.inspect_notebook(str(find_notebook(notebook))))
+
+
+def check_parameters(notebook: str | Path, parameters: dict) -> None:
+    """Refuse a parameter the notebook does not have, naming it and the nearest known name: a misspelled
+    one would otherwise run every point with the default (and papermill injects names as code)."""
+    known = notebook_parameters(notebook)
+    for name in parameters:
+        if name not in known:
+            folded = {k.lower(): k for k in known}
+            near = difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=0.6)
+            raise ValueError(f"{find_notebook(notebook).stem} has no parameter {str(name)!r}"
+                             + (f"; did you mean {folded[near[0]]!r}?" if near else ".")
+                             + f" Its parameters: {', '.join(known)}")
+
+
 @dataclass
 class RunResult:
     run_dir: str
@@ -58,9 +79,16 @@ class RunResult:
 
 def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None = None,
             progress: bool = False) -> RunResult:
-    """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished."""
+    """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished.
+    A parameter the notebook lacks is refused (ValueError) before anything runs; a run directory that is
+    a file or cannot be written is a failed result naming it."""
     path, run_dir = find_notebook(notebook), Path(run_dir).resolve()
     parameters = dict(parameters or {})
+    check_parameters(path, parameters)
+    try:
+        check_run_dir(run_dir)
+    except OSError as err:
+        return RunResult(str(run_dir), parameters, "failed", 0.0, f"{type(err).__name__}: {err}")
     if (run_dir / METRICS).exists():  # finished before: keep the time it took then
         timing = run_dir / TIMING
         record = json.loads(timing.read_text()) if timing.exists() else {}
@@ -74,7 +102,6 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
         return RunResult(str(run_dir), parameters, "skipped", record.get("seconds", 0.0))
     import papermill  # heavy import: only when a run starts
 
-    run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILED).unlink(missing_ok=True)
     began = time.perf_counter()
     try:
@@ -186,6 +213,8 @@ def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path,
         raise ValueError(f"sweep needs jobs >= 1 and at least one parameter set; got {jobs} and {len(parameter_sets)}")
     from tqdm.auto import tqdm
 
+    for parameters in parameter_sets:  # a misspelled name refuses the sweep before any point runs
+        check_parameters(notebook, parameters)
     out_dir = Path(out_dir).resolve()
     varying = [k for k in dict.fromkeys(k for p in parameter_sets for k in p)
                if len({json.dumps(p.get(k), sort_keys=True, default=str) for p in parameter_sets}) > 1]
@@ -195,7 +224,10 @@ def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path,
     bar = tqdm(total=len(dirs), desc=f"sweep {find_notebook(notebook).stem}", disable=not progress)
 
     def one(args):
-        result = execute(notebook, *args)
+        try:
+            result = execute(notebook, *args)
+        except Exception as err:  # one point's trouble fails that point alone; the summary is still written
+            result = RunResult(str(args[0]), args[1], "failed", 0.0, f"{type(err).__name__}: {err}")
         bar.update(1)
         bar.set_postfix(last=result.status)
         return result

@@ -217,3 +217,11 @@ def test_a_keyed_log_names_what_is_wrong(tmp_path):
     assert log.get({"task": "a"})["reward"] == 1.0  # what did arrive is kept
     with pytest.raises(TypeError, match="without a key"):
         AppendLog(tmp_path / "plain.jsonl").get({"task": "a"})
+
+
+def test_a_run_directory_that_is_a_file_is_refused_by_name(tmp_path):
+    (tmp_path / "taken").write_text("not a run")
+    with pytest.raises(NotADirectoryError, match=r"run directory .*taken is a file"):
+        start_run("x", tmp_path / "taken", {"K": 1})
+    with pytest.raises(PermissionError, match="cannot be created"):
+        start_run("x", tmp_path / "taken" / "inside", {"K": 1})

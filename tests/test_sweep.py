@@ -1,5 +1,6 @@
 """Batch runs: one notebook run, grids, failures recorded without stopping the sweep, skip on re-run, the CLI."""
 import json
+import os
 
 import nbformat
 import pandas as pd
@@ -13,7 +14,7 @@ from seal_kit.sweep import execute, find_notebook, grid_runs, list_runs, load_gr
 @pytest.fixture
 def notebook(tmp_path):
     """A two-second notebook: writes metrics.json from X, or raises in its third cell when X < 0."""
-    params = new_code_cell("X = 1  # the input\nRUN_DIR = None  # where metrics go")
+    params = new_code_cell("X = 1  # the input\nTAG = None  # a label\nRUN_DIR = None  # where metrics go")
     params.metadata["tags"] = ["parameters"]
     nb = new_notebook(cells=[
         params,
@@ -125,3 +126,46 @@ def test_summary_parquet_takes_mixed_columns(notebook, tmp_path):
     table = sweep(notebook, [{"X": 1, "TAG": "a"}, {"X": 2, "TAG": ["b", "c"]}], tmp_path / "mixed", progress=False)
     assert list(table.status) == ["finished", "finished"]
     assert list(pd.read_parquet(tmp_path / "mixed" / "summary.parquet").TAG) == ["a", '["b", "c"]']
+
+
+def test_a_misspelled_parameter_is_refused_before_anything_runs(notebook, tmp_path, capsys):
+    """A typo in a grid would run every point with the default and report success; a name that is code
+    would reach papermill as code. Both are refused, naming the nearest known parameter."""
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"notebook: {notebook}\ngrid:\n  XX: [1, 2]\n")
+    assert cli.main(["sweep", "--grid", str(grid), "--out", str(tmp_path / "s")]) == 2
+    said = capsys.readouterr().err
+    assert "square has no parameter 'XX'; did you mean 'X'?" in said and "TAG" in said
+    assert not (tmp_path / "s").exists()  # nothing ran
+    injected = "X=1;open('pwned','w').write('x');Y"
+    assert cli.main(["run", str(notebook), "-p", injected, "1", "--run-dir", str(tmp_path / "r")]) == 2
+    assert "has no parameter" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists() and not list(tmp_path.rglob("pwned"))
+    with pytest.raises(ValueError, match="no parameter 'x'; did you mean 'X'"):
+        execute(notebook, tmp_path / "r", {"x": 1})
+
+
+def test_a_run_directory_that_cannot_be_one_fails_that_point_alone(notebook, tmp_path):
+    out = tmp_path / "sweep"
+    sets = [{"X": 1}, {"X": 2}, {"X": 3}]
+    out.mkdir()
+    (out / run_name(sets[1], ["X"])).write_text("a file where the run directory goes")
+    table = sweep(notebook, sets, out, progress=False)
+    assert list(table.status) == ["finished", "failed", "finished"]
+    assert "is a file" in table.error[1]
+    assert list(pd.read_csv(out / "summary.csv").status) == ["finished", "failed", "finished"]
+    (tmp_path / "a-file").write_text("")
+    blocked = execute(notebook, tmp_path / "a-file" / "run", {"X": 1})
+    assert blocked.status == "failed" and "cannot be created" in blocked.error
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_read_only_run_directory_is_a_named_failure(notebook, tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        result = execute(notebook, folder, {"X": 1})
+    finally:
+        folder.chmod(0o700)
+    assert result.status == "failed" and "is not writable" in result.error
