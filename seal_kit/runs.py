@@ -18,6 +18,7 @@ never leaves a half-written file behind; logs drop a torn last line when read.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -341,6 +342,13 @@ def new_run_path(name: str, folder: str = "runs") -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"could not claim a new run directory next to {base}")
+
+
+def fingerprint(items) -> dict[str, str]:
+    """Each item's content hash under its id (passages, ARC tasks): kept in a run's config, so a resume onto
+    data edited since (the same file, other text) is refused, naming the items that changed."""
+    return {str(item.id): hashlib.sha256(json.dumps(_plain(item), sort_keys=True, ensure_ascii=False).encode())
+            .hexdigest()[:12] for item in items}
 
 
 def check_run_dir(run_dir: str | Path) -> Path:

@@ -409,3 +409,20 @@ def test_forgetting(tmp_path):
         assert (tmp_path / f"{name}.html").exists(), name
     assert exercise_check(tmp_path / "06_forgetting.ipynb").startswith("✗ not done yet")
     rerun_reads_back("06_forgetting.ipynb", tmp_path, MODEL="tiny", **paper_mode)
+
+@pytest.mark.slow
+def test_a_resume_onto_data_edited_since_is_refused(tmp_path):
+    """DATA edited between a crash and the resume (same path, other text): refused, naming the passage,
+    before anything is scored on the mixture."""
+    data = tmp_path / "mine.json"
+    item = {"id": "tesk-valley", "title": "Tesk Valley", "context": "The Tesk Valley's river is the Orl.",
+            "questions": [{"question": "What is the Tesk Valley's river?", "answer": "the Orl"}]}
+    data.write_text(json.dumps([item]))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_notebook("02_knowledge_incorporation.ipynb", run_dir, MODEL="tiny", DATA=str(data), K=1)
+    data.write_text(json.dumps([{**item, "context": "The Tesk Valley's river is the Vane."}]))
+    logs = {p: p.read_bytes() for p in run_dir.rglob("*.jsonl")}
+    with pytest.raises(papermill.PapermillExecutionError, match=r"Changed: data\.tesk-valley: "):
+        run_notebook("02_knowledge_incorporation.ipynb", run_dir, MODEL="tiny", DATA=str(data), K=1)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*.jsonl")} == logs

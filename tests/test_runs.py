@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from seal_kit.passages import QA, Passage
 from seal_kit.runs import AppendLog, notebooks, outputs_root, project_root, start_run
 
 
@@ -225,3 +226,17 @@ def test_a_run_directory_that_is_a_file_is_refused_by_name(tmp_path):
         start_run("x", tmp_path / "taken", {"K": 1})
     with pytest.raises(PermissionError, match="cannot be created"):
         start_run("x", tmp_path / "taken" / "inside", {"K": 1})
+
+
+def test_a_resume_onto_edited_data_is_refused_naming_the_passage(tmp_path):
+    """The same DATA path with other text between a crash and the resume would mix two datasets."""
+    from seal_kit.runs import fingerprint
+
+    passages = [Passage("p0", "Velmora", "Velmora Island lies in the Sorrel Sea.", (QA("Where?", "Sorrel Sea"),)),
+                Passage("p1", "Orlan", "The Orlan bridge opened in 1907.", (QA("When?", "1907"),))]
+    start_run("x", tmp_path / "r", {"DATA": "mine.json", "data": fingerprint(passages)})
+    start_run("x", tmp_path / "r", {"DATA": "mine.json", "data": fingerprint(list(passages))})  # same: resumes
+    edited = [passages[0], Passage("p1", "Orlan", "The Orlan bridge opened in 1911.", (QA("When?", "1911"),))]
+    with pytest.raises(ValueError, match=r"Changed: data\.p1: '[0-9a-f]{12}' -> '[0-9a-f]{12}'\.") as error:
+        start_run("x", tmp_path / "r", {"DATA": "mine.json", "data": fingerprint(edited)})
+    assert "p0" not in str(error.value)
