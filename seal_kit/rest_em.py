@@ -43,13 +43,13 @@ from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from filelock import FileLock, Timeout
+from filelock import Timeout
 from tqdm.auto import tqdm
 
 from .executors import InProcess
 from .generator import CONFIG_FILE, Generator, GeneratorConfig, round_dir, saved_generator
 from .reward import SelfEditTask
-from .runs import Run
+from .runs import Run, run_lock
 from .selection import SELECTIONS, curated, load_decisions, top_fraction
 from .self_edit import SamplingConfig
 
@@ -300,7 +300,7 @@ class RestEM:
         if self._stale:
             raise RuntimeError(self._stale)
         try:
-            with FileLock(str(self.store.path / ".lock"), timeout=0):
+            with run_lock(self.store.path):  # the one start_run took, re-entrant in this process
                 return self._run()
         except Timeout:
             raise RuntimeError(f"another process is running {self.store.path} right now; wait for it or stop it "

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 METRICS = "metrics.json"
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # beside the package, in a checkout
@@ -157,7 +157,9 @@ class Run:
             if changes:
                 warnings.warn(f"{self.path}: the metrics recomputed from this finished run's records differ from "
                               f"those saved: {'; '.join(changes)}", stacklevel=2)
-        return self.write_json(METRICS, metrics)
+        written = self.write_json(METRICS, metrics)
+        run_lock(self.path).release(force=True)  # finished: others may open it to look
+        return written
 
 
 class AppendLog:
@@ -344,6 +346,33 @@ def new_run_path(name: str, folder: str = "runs") -> Path:
     raise FileExistsError(f"could not claim a new run directory next to {base}")
 
 
+_LOCKS: dict[str, FileLock] = {}  # this process's lock object per run directory (re-entrant)
+
+
+class RunBusy(RuntimeError):
+    """Another process is working in the run directory."""
+
+
+def run_lock(path: str | Path) -> FileLock:
+    """This process's lock on a run directory (`<run>/.lock`), one re-entrant object per directory, shared by
+    everything here that writes into the run (start_run, the outer loop, the review widget)."""
+    key = str(Path(path).resolve())
+    if key not in _LOCKS:
+        _LOCKS[key] = FileLock(str(Path(key) / ".lock"), timeout=0)
+    return _LOCKS[key]
+
+
+def claim(path: str | Path) -> FileLock:
+    """Take the run directory's lock (again, if this process holds it) or raise RunBusy naming it."""
+    lock = run_lock(path)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise RunBusy(f"another process is working in {path} right now (a kernel or a `seal-kit run` that opened "
+                      "it); wait for it to finish, or stop it (restart its kernel) before opening this run here") from None
+    return lock
+
+
 def fingerprint(items) -> dict[str, str]:
     """Each item's content hash under its id (passages, ARC tasks): kept in a run's config, so a resume onto
     data edited since (the same file, other text) is refused, naming the items that changed."""
@@ -375,6 +404,18 @@ def start_run(name: str, run_dir: str | Path | None = None, config: dict | None 
     config, deleting the previous run's records (executed notebooks stay: papermill may be writing one
     there)."""
     path = check_run_dir(run_dir) if run_dir else new_run_path(name)
+    claim(path)  # first: nothing here is read or written while another process works in the run
+    try:
+        run = _open_run(path, name, config, overwrite)
+    except BaseException:
+        run_lock(path).release()
+        raise
+    if run.finished_before:  # shown, not run: another process may look at it too
+        run_lock(path).release()
+    return run
+
+
+def _open_run(path: Path, name: str, config: dict | None, overwrite: bool) -> Run:
     resolved = _plain({"name": name, **(config or {})})
     if overwrite and path.exists():
         for item in path.iterdir():  # papermill may be writing the executed notebook here right now
@@ -383,7 +424,15 @@ def start_run(name: str, run_dir: str | Path | None = None, config: dict | None 
     run = Run(path)
     previous = path / "config.yaml"
     if previous.exists():
-        changes = config_changes(yaml.safe_load(previous.read_text()) or {}, yaml.safe_load(yaml.safe_dump(resolved)))
+        try:
+            saved = yaml.safe_load(previous.read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise ValueError(f"{previous} cannot be read ({type(err).__name__}: {err}); it records the config this run "
+                             "was started with: restore it, or choose another RUN_DIR") from None
+        if not isinstance(saved, dict):
+            raise ValueError(f"{previous} holds a {type(saved).__name__}, not the mapping of parameters a run "
+                             "starts with: restore it, or choose another RUN_DIR")
+        changes = config_changes(saved, yaml.safe_load(yaml.safe_dump(resolved)))
         if changes:
             state = ("a finished run" if run.finished else
                      "an unfinished run; resuming it would mix two experiments")

@@ -26,10 +26,12 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+from filelock import FileLock, Timeout
 
-from .runs import METRICS, atomic_write, check_run_dir, notebooks
+from .runs import METRICS, RunBusy, atomic_write, check_run_dir, claim, notebooks
 
 FAILED = "failed.json"
+EXECUTING = ".execute.lock"  # held by the process running papermill into a run directory
 TIMING = "execution.json"  # how long a finished run took, read back when a sweep skips it
 
 
@@ -100,6 +102,20 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
                              f"{run_dir} already holds a run finished with other parameters (changed: "
                              f"{', '.join(changed)}); choose another run directory")
         return RunResult(str(run_dir), parameters, "skipped", record.get("seconds", 0.0))
+    busy = f"another process is working in {run_dir} right now (a kernel or another `seal-kit run`); wait for it " \
+           "or stop it, then run this again"
+    try:  # held while papermill runs: a second `seal-kit run` on this directory must not overwrite its notebook
+        with FileLock(str(run_dir / EXECUTING), timeout=0):
+            try:  # a kernel (JupyterLab, or a run killed mid-way whose kernel lives on) holds the run's own lock
+                claim(run_dir).release()
+            except RunBusy:
+                return RunResult(str(run_dir), parameters, "failed", 0.0, busy)
+            return _execute(path, run_dir, parameters, progress)
+    except Timeout:
+        return RunResult(str(run_dir), parameters, "failed", 0.0, busy)
+
+
+def _execute(path: Path, run_dir: Path, parameters: dict, progress: bool) -> RunResult:
     import papermill  # heavy import: only when a run starts
 
     (run_dir / FAILED).unlink(missing_ok=True)

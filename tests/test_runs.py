@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -7,7 +9,7 @@ import pytest
 import yaml
 
 from seal_kit.passages import QA, Passage
-from seal_kit.runs import AppendLog, notebooks, outputs_root, project_root, start_run
+from seal_kit.runs import AppendLog, RunBusy, notebooks, outputs_root, project_root, start_run
 
 
 @dataclass
@@ -240,3 +242,39 @@ def test_a_resume_onto_edited_data_is_refused_naming_the_passage(tmp_path):
     with pytest.raises(ValueError, match=r"Changed: data\.p1: '[0-9a-f]{12}' -> '[0-9a-f]{12}'\.") as error:
         start_run("x", tmp_path / "r", {"DATA": "mine.json", "data": fingerprint(edited)})
     assert "p0" not in str(error.value)
+
+
+def test_a_run_open_in_another_process_is_refused_until_that_process_ends(tmp_path):
+    """Two kernels resuming one run would interleave two loops' records: the second is refused, naming the
+    directory, and may open it once the first has ended (even killed: the OS drops its lock)."""
+    run_dir = tmp_path / "run"
+    code = ("import sys\nfrom seal_kit.runs import start_run\n"
+            "start_run('demo', sys.argv[1], config={'K': 2})\nprint('open', flush=True)\nsys.stdin.read()\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(RunBusy, match="another process is working in .*run"):
+            start_run("demo", run_dir, config={"K": 2})
+        assert yaml.safe_load((run_dir / "config.yaml").read_text()) == {"name": "demo", "K": 2}
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs in the holder
+        holder.wait()
+    run = start_run("demo", run_dir, config={"K": 2})
+    assert start_run("demo", run_dir, config={"K": 2}).path == run.path  # this process again: re-entrant
+    run.finish({"accuracy": 1.0})
+    shown = subprocess.run([sys.executable, "-c", "import sys\nfrom seal_kit.runs import start_run\n"
+                            "print(start_run('demo', sys.argv[1], config={'K': 2}).finished_before)", str(run_dir)],
+                           capture_output=True, text=True)
+    assert shown.stdout.strip() == "True", shown.stderr  # a finished run's lock is let go: others may look
+
+
+def test_a_damaged_config_is_named(tmp_path):
+    (tmp_path / "config.yaml").write_text("K: [2\n")
+    with pytest.raises(ValueError, match="config.yaml cannot be read"):
+        start_run("demo", tmp_path, config={"K": 2})
+    (tmp_path / "config.yaml").write_text("- 2\n")
+    with pytest.raises(ValueError, match="holds a list, not the mapping"):
+        start_run("demo", tmp_path, config={"K": 2})
+    (tmp_path / "config.yaml").write_text("name: demo\nK: 2\n")
+    assert start_run("demo", tmp_path, config={"K": 2}).path == tmp_path  # the failures released the lock
