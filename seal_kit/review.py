@@ -20,6 +20,7 @@ from pathlib import Path
 
 import ipywidgets as widgets
 import pandas as pd
+from filelock import FileLock
 
 from .runs import atomic_write
 from .selection import DECISION_COLUMNS, DECISIONS, KEY, accepted, decision_records, load_decisions, with_decisions
@@ -153,11 +154,14 @@ class Review:
         for column, value in {**fields, "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")}.items():
             self.table.at[i, column] = value
         key = (int(row["round"]), str(row["context_id"]), int(row["sample"]))
-        # Re-read the file so decisions on candidates outside this table (other rounds) are kept.
-        records = decision_records(self.path)
-        records[key] = {"round": key[0], "context_id": key[1], "sample": key[2],
-                        **{c: self.table.at[i, c] for c in DECISION_COLUMNS[3:]}}
-        atomic_write(self.path, json.dumps([records[k] for k in sorted(records)], indent=1, ensure_ascii=False) + "\n")
+        # Re-read the file so decisions on candidates outside this table (other rounds, another open review of
+        # the same run) are kept; the lock makes two reviews' read-modify-write one after the other.
+        with FileLock(str(self.path.parent / f".{self.path.name}.lock"), timeout=30):
+            records = decision_records(self.path)
+            records[key] = {"round": key[0], "context_id": key[1], "sample": key[2],
+                            **{c: self.table.at[i, c] for c in DECISION_COLUMNS[3:]}}
+            atomic_write(self.path, json.dumps([records[k] for k in sorted(records)], indent=1,
+                                               ensure_ascii=False) + "\n")
         self._show()
 
     def _refilter(self, _change) -> None:

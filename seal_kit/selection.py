@@ -45,11 +45,40 @@ SELECTIONS: dict[str, Callable[..., pd.DataFrame]] = {
     "best_of_k": best_of_k, "improves": improves, "top_fraction": top_fraction}
 
 
+DECISIONS_ALLOWED = ("accept", "reject", "")
+
+
 def decision_records(path: Path) -> dict[tuple, dict]:
-    """The decisions file as {(round, context_id, sample): record}; empty when nothing was reviewed."""
+    """The decisions file as {(round, context_id, sample): record}; empty when nothing was reviewed. A file
+    that is not such a list (hand-edited, cut short) is refused naming the file and the entry: the loop
+    would otherwise train on, or silently drop, what a person decided."""
     if not path.exists():
         return {}
-    return {(r["round"], r["context_id"], r["sample"]): r for r in json.loads(path.read_text())}
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); it holds the review's decisions: fix or restore it "
+                         "(or delete it to review again)") from None
+    if not isinstance(records, list):
+        raise ValueError(f"{path} holds a {type(records).__name__}; a list of decision records is expected")
+    found = {}
+    for n, r in enumerate(records):
+        where = f"{path}, entry {n}"
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: a {type(r).__name__}, not a decision record {{round, context_id, sample, "
+                             "decision, text, note, updated}")
+        if missing := [k for k in KEY if k not in r]:
+            raise ValueError(f"{where}: missing {missing}")
+        if not isinstance(r["round"], int) or not isinstance(r["sample"], int) or isinstance(r["round"], bool):
+            raise ValueError(f"{where}: round and sample must be integers, got {r['round']!r} and {r['sample']!r}")
+        if r.get("decision", "") not in DECISIONS_ALLOWED:
+            raise ValueError(f"{where}: decision {r.get('decision')!r}; accepted: \"accept\", \"reject\" or \"\" "
+                             "(undecided)")
+        if r.get("text") is not None and not isinstance(r["text"], str):
+            raise ValueError(f"{where}: text must be the rewritten self-edit (a string) or null, got "
+                             f"{type(r['text']).__name__}")
+        found[(r["round"], str(r["context_id"]), r["sample"])] = r
+    return found
 
 
 def load_decisions(run_dir) -> pd.DataFrame:

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -238,3 +240,24 @@ def test_a_one_round_export_is_named_after_its_round(candidates, tmp_path):
     review.accept()
     assert review.export() == tmp_path / "curated-round-1.jsonl"
     assert [json.loads(line)["round"] for line in (tmp_path / "curated-round-1.jsonl").read_text().splitlines()] == [1]
+
+
+def test_two_reviews_of_one_run_in_two_kernels_keep_each_others_decisions(tmp_path):
+    """Each click re-reads and rewrites the decisions file; under its lock two kernels clicking at the same
+    time never lose a decision (without it, one kernel's write drops the other's latest clicks)."""
+    many = pd.DataFrame([row(r, f"c{n}", 0, 0.5, 0.1, "ok") for r in (0, 1) for n in range(60)])
+    many.to_pickle(tmp_path / "candidates.pkl")
+    code = ("import pathlib, sys, time, pandas as pd\nfrom seal_kit.review import Review\n"
+            "run, r = sys.argv[1], int(sys.argv[2])\n"
+            "c = pd.read_pickle(run + '/candidates.pkl')\nreview = Review(c[c['round'] == r], run)\n"
+            "pathlib.Path(run, f'ready{r}').touch()\n"  # both start clicking at the same time
+            "while not all(pathlib.Path(run, f'ready{i}').exists() for i in (0, 1)):\n    time.sleep(0.01)\n"
+            "for _ in range(len(review.view)):\n"
+            "    review.accept() if r == 0 else review.reject()\n"
+            "    review.next_button.click()\n")
+    workers = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path), str(r)], stderr=subprocess.PIPE,
+                                text=True) for r in (0, 1)]
+    for worker in workers:
+        assert worker.wait(timeout=300) == 0, worker.stderr.read()
+    decisions = {k: d["decision"] for k, d in saved(tmp_path).items()}
+    assert decisions == {(r, f"c{n}", 0): "accept" if r == 0 else "reject" for r in (0, 1) for n in range(60)}

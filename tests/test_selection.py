@@ -1,9 +1,11 @@
 """Selection policies on plain numbers, and a person's decisions read without the review widget."""
 import json
+import re
 import subprocess
 import sys
 
 import pandas as pd
+import pytest
 
 from seal_kit.selection import DECISIONS, SELECTIONS, best_of_k, curated, improves, load_decisions, top_fraction
 
@@ -58,3 +60,21 @@ def test_the_outer_loop_and_its_human_selection_need_no_widgets():
             "import seal_kit.rest_em, seal_kit.selection")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[{\"round\": 0,", "is not valid JSON"),
+    ("{\"round\": 0}", "holds a dict; a list of decision records"),
+    ("[[0, \"a\", 1]]", "entry 0: a list, not a decision record"),
+    ("[{\"round\": 0, \"sample\": 1}]", "entry 0: missing ['context_id']"),
+    ("[{\"round\": \"0\", \"context_id\": \"a\", \"sample\": 1}]", "round and sample must be integers"),
+    ("[{\"round\": 0, \"context_id\": \"a\", \"sample\": 1, \"decision\": \"accept\"},"
+     " {\"round\": 0, \"context_id\": \"b\", \"sample\": 0, \"decision\": \"ACCEPT\"}]", "entry 1: decision 'ACCEPT'"),
+    ("[{\"round\": 0, \"context_id\": \"a\", \"sample\": 1, \"decision\": \"\", \"text\": 3}]", "text must be"),
+])
+def test_a_damaged_decisions_file_is_refused_naming_the_file_and_entry(tmp_path, text, message):
+    """A hand-edited file would otherwise train the generator on what nobody accepted, or drop a decision."""
+    (tmp_path / DECISIONS).write_text(text)
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        load_decisions(tmp_path)
+    assert DECISIONS in str(err.value)
