@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 from .executors import InProcess
 from .generator import CONFIG_FILE, Generator, GeneratorConfig, round_dir, saved_generator
 from .reward import SelfEditTask
-from .runs import Run, run_lock
+from .runs import Run, fingerprint, run_lock
 from .selection import SELECTIONS, curated, load_decisions, top_fraction
 from .self_edit import SamplingConfig
 
@@ -108,11 +108,17 @@ class RestEM:
             raise ValueError(f"RestEM: contexts {shared} are both training and held-out; held-out accuracy must "
                              "come from contexts the generator never trained on")
         contexts = {"train": [c.id for c in train], "held_out": [c.id for c in held_out],
-                    "policy": getattr(policy, "__name__", config.selection)}
+                    "policy": getattr(policy, "__name__", config.selection),
+                    "content": fingerprint([*train, *held_out])}  # the same ids with edited text are other data
         for name, pinned, what in (("contexts.json", contexts, "other contexts or another selection policy"),
                                    (CONFIG_FILE, asdict(config.generator), "another generator config")):
             saved = run.path / name
-            if saved.exists() and json.loads(saved.read_text()) != json.loads(json.dumps(pinned)):
+            before = json.loads(saved.read_text()) if saved.exists() else None
+            if before is not None and before != json.loads(json.dumps(pinned)):
+                edited = sorted(k for k, v in pinned.get("content", {}).items()
+                                if k in before.get("content", {}) and before["content"][k] != v)
+                if edited and all(before.get(k) == pinned[k] for k in ("train", "held_out", "policy")):
+                    what = f"other text under the same ids (edited since: {', '.join(edited)})"
                 raise ValueError(f"{run.path} was started on {what} than now ({saved} lists them); resuming would "
                                  "mix two experiments: use another run directory")
             run.write_json(name, pinned)

@@ -144,6 +144,9 @@ def test_a_model_gets_one_generator_and_runs_check_their_contexts(tmp_path):
         RestEM(fresh_task(), TRAIN, [TRAIN[0]], loop.config, loop.store)
     with pytest.raises(ValueError, match="other contexts"):
         RestEM(fresh_task(), TRAIN[:2], HELD_OUT, loop.config, loop.store)
+    edited = [dataclasses.replace(TRAIN[1], context=TRAIN[1].context + " Edited since.")]  # same id, other text
+    with pytest.raises(ValueError, match=f"other text under the same ids \\(edited since: {TRAIN[1].id}\\)"):
+        RestEM(fresh_task(), [TRAIN[0], *edited, *TRAIN[2:]], HELD_OUT, loop.config, loop.store)
 
 
 def test_the_last_round_can_skip_the_training_contexts(tmp_path):
