@@ -51,11 +51,16 @@ def load_passages(source: str | Path = BUILTIN, limit: int | None = None, split:
         text = resources.files("seal_kit").joinpath("data/builtin_passages.json").read_text(encoding="utf-8")
         items, name = json.loads(text), "builtin_passages.json"
     elif Path(source).expanduser().exists():
-        name = str(source)
+        name, path = str(source), Path(source).expanduser()
+        if path.is_dir():
+            raise DataError(f"{name} is a directory; DATA takes a SQuAD-by-passage JSON file (or 'builtin', "
+                            "'seal-eval', 'seal-train', a HF dataset name)")
         try:
-            items = json.loads(Path(source).expanduser().read_text(encoding="utf-8"))
+            items = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise DataError(f"{name}: not valid JSON ({err})") from err
+        except UnicodeDecodeError as err:
+            raise DataError(f"{name}: not UTF-8 text (byte {err.start}: {err.reason}); save it as UTF-8 JSON") from None
     elif str(source).endswith((".json", ".jsonl")) or str(source).startswith((".", "/", "~")):
         raise DataError(f"{source}: no such file; give 'builtin', 'seal-eval', 'seal-train', a SQuAD-by-passage "
                         "JSON file or a HF dataset name")

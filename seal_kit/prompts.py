@@ -16,6 +16,7 @@ prompt `Question: Topic: {title}\n{question}` ending in `Answer:`.
 from __future__ import annotations
 
 import re
+import string
 
 from .passages import Passage
 
@@ -85,6 +86,13 @@ def template_for(prompt: str, layout: str = "kit") -> str:
     if prompt in families:
         return families[prompt]
     if "{context}" in prompt:
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(prompt) if name is not None}
+        except ValueError as err:
+            raise ValueError(f"self-edit template {prompt!r}: {err}; write a literal brace as {{{{ or }}}}") from None
+        if unknown := sorted(fields - {"title", "context"}):
+            raise ValueError(f"self-edit template {prompt!r} has unknown field(s) {unknown}: a template fills "
+                             "{title} and {context} only; write a literal brace as {{ or }}")
         return prompt
     raise ValueError(
         f"Unknown self-edit prompt {prompt!r}: use one of {sorted(SELF_EDIT_PROMPTS)} "

@@ -14,6 +14,7 @@ plotly table in summary.html.
 """
 from __future__ import annotations
 
+import ast
 import difflib
 import hashlib
 import itertools
@@ -56,6 +57,19 @@ def notebook_parameters(notebook: str | Path) -> list[str]:
     return list(papermill.inspect_notebook(str(find_notebook(notebook))))
 
 
+def notebook_defaults(notebook: str | Path) -> dict:
+    """The parameters cell's values, as Python values where they are literals (the source text otherwise)."""
+    import papermill
+
+    defaults = {}
+    for name, spec in papermill.inspect_notebook(str(find_notebook(notebook))).items():
+        try:
+            defaults[name] = ast.literal_eval(spec["default"])
+        except (ValueError, SyntaxError):
+            defaults[name] = spec["default"]
+    return json.loads(json.dumps(defaults, default=str))
+
+
 def check_parameters(notebook: str | Path, parameters: dict) -> None:
     """Refuse a parameter the notebook does not have, naming it and the nearest known name: a misspelled
     one would otherwise run every point with the default (and papermill injects names as code)."""
@@ -67,6 +81,24 @@ def check_parameters(notebook: str | Path, parameters: dict) -> None:
             raise ValueError(f"{find_notebook(notebook).stem} has no parameter {str(name)!r}"
                              + (f"; did you mean {folded[near[0]]!r}?" if near else ".")
                              + f" Its parameters: {', '.join(known)}")
+
+
+PATHLIKE = (".json", ".jsonl", ".yaml", ".yml", ".csv", ".parquet", ".txt")
+
+
+def resolve_paths(parameters: dict, base: str | Path | None = None) -> dict:
+    """Relative file paths among the values made absolute from `base` (the shell's directory), as --run-dir
+    is: the notebook runs in its own folder, where `DATA=my.json` would name another file, or none."""
+    base = Path(base or Path.cwd())
+    resolved = {}
+    for key, value in parameters.items():
+        if isinstance(value, str) and not Path(value).is_absolute() and (
+                "/" in value or value.startswith("~") or value.lower().endswith(PATHLIKE)):
+            candidate = Path(value).expanduser()
+            candidate = candidate if candidate.is_absolute() else base / candidate
+            value = str(candidate.resolve()) if candidate.exists() else value
+        resolved[key] = value
+    return resolved
 
 
 @dataclass
@@ -82,10 +114,11 @@ class RunResult:
 def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None = None,
             progress: bool = False) -> RunResult:
     """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished.
+    Relative file paths among the parameters are taken from the current directory, as `run_dir` is.
     A parameter the notebook lacks is refused (ValueError) before anything runs; a run directory that is
     a file or cannot be written is a failed result naming it."""
     path, run_dir = find_notebook(notebook), Path(run_dir).resolve()
-    parameters = dict(parameters or {})
+    parameters = resolve_paths(dict(parameters or {}))
     check_parameters(path, parameters)
     try:
         check_run_dir(run_dir)
@@ -95,7 +128,9 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
         timing = run_dir / TIMING
         record = json.loads(timing.read_text()) if timing.exists() else {}
         before = record.get("parameters")
-        plain = json.loads(json.dumps(parameters, default=str))
+        if before is not None:  # a parameter left out means its default, whether it was given before or not
+            defaults = notebook_defaults(path)
+            before, plain = {**defaults, **before}, {**defaults, **json.loads(json.dumps(parameters, default=str))}
         if before is not None and before != plain:
             changed = sorted(k for k in set(before) | set(plain) if before.get(k) != plain.get(k))
             return RunResult(str(run_dir), parameters, "failed", 0.0,

@@ -51,6 +51,12 @@ def test_invalid_json_and_missing_file(tmp_path):
         load_passages(path)
     with pytest.raises(DataError, match="no such file"):
         load_passages(tmp_path / "absent.json")
+    latin = tmp_path / "latin1.json"
+    latin.write_bytes('[{"title": "Caf\u00e9"}]'.encode("latin-1"))
+    with pytest.raises(DataError, match="latin1.json: not UTF-8 text"):
+        load_passages(latin)
+    with pytest.raises(DataError, match=f"{tmp_path} is a directory; DATA takes"):
+        load_passages(tmp_path)
 
 
 @pytest.mark.skipif(not SQUAD.exists(), reason=f"shared SQuAD data not found at {SQUAD}")

@@ -24,6 +24,11 @@ def test_custom_template_and_unknown_name(tiny, passage):
     assert self_edit_prompt(tokenizer, passage, "Notes on {title}: {context}\n", chat=False).startswith("Notes on Velmora")
     with pytest.raises(ValueError, match="implications"):
         self_edit_prompt(tokenizer, passage, "summaries")
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['passage'\]: a template fills \{title\} and"):
+        self_edit_prompt(tokenizer, passage, "Rewrite {passage} given {context}")  # was a bare KeyError
+    with pytest.raises(ValueError, match="write a literal brace"):
+        self_edit_prompt(tokenizer, passage, "As JSON {\"facts\": [...]} from {context}")
+    assert "{x}" in self_edit_prompt(tokenizer, passage, "Braces {{x}} and {context}", chat=False)
 
 
 def test_question_prompt_is_closed_book(tiny, passage):

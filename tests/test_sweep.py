@@ -11,7 +11,7 @@ from filelock import FileLock
 from nbformat.v4 import new_code_cell, new_notebook
 
 from seal_kit import cli
-from seal_kit.sweep import execute, find_notebook, grid_runs, list_runs, load_grid, run_name, sweep
+from seal_kit.sweep import execute, find_notebook, grid_runs, list_runs, load_grid, resolve_paths, run_name, sweep
 
 
 @pytest.fixture
@@ -123,6 +123,10 @@ def test_finished_run_dir_with_other_parameters_is_refused(notebook, tmp_path):
     again = execute(notebook, tmp_path / "r", {"X": 5})
     assert again.status == "failed" and "changed: X" in again.error
     assert execute(notebook, tmp_path / "r", {"X": 2}).status == "skipped"
+    # Leaving out a parameter at its default, or giving its default, is the same run (X's default is 1).
+    assert execute(notebook, tmp_path / "d", {"X": 1, "TAG": "a"}).status == "finished"
+    assert execute(notebook, tmp_path / "d", {"TAG": "a"}).status == "skipped"
+    assert "changed: TAG" in execute(notebook, tmp_path / "d", {"X": 1}).error
 
 
 def test_summary_parquet_takes_mixed_columns(notebook, tmp_path):
@@ -195,3 +199,17 @@ def test_a_run_another_process_is_working_in_is_refused_and_left_untouched(noteb
     with FileLock(str(run_dir / ".execute.lock")):  # a `seal-kit run` of this directory in progress
         assert "another process is working" in execute(notebook, run_dir, {"X": 1}).error
     assert execute(notebook, run_dir, {"X": 1}).status == "finished"
+
+
+def test_relative_data_paths_are_read_from_the_shells_directory_like_the_run_dir(notebook, tmp_path, monkeypatch):
+    """The notebook runs in its own folder: DATA=data/in.json must still mean the file beside the user."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.json").write_text("[]")
+    result = execute(notebook, "runs/r", {"TAG": "data/in.json"})
+    assert result.status == "finished" and result.run_dir == str(tmp_path / "runs" / "r")
+    assert result.parameters["TAG"] == str(tmp_path / "data" / "in.json")
+    injected = nbformat.read(tmp_path / "runs" / "r" / notebook.name, as_version=4).cells[1].source
+    assert f"TAG = \"{tmp_path / 'data' / 'in.json'}\"" in injected
+    assert resolve_paths({"DATA": "seal-eval", "X": 1, "M": "data/absent.json", "N": "~/in.json"}) == \
+        {"DATA": "seal-eval", "X": 1, "M": "data/absent.json", "N": "~/in.json"}  # no such file: left as given
