@@ -196,6 +196,22 @@ def test_augmented_tasks_cap_and_determinism():
         augmented_tasks(task, [IDENTITY], max_examples=0)
 
 
+def test_a_task_with_many_demonstrations_is_capped_before_augmenting_and_says_so():
+    """24 demonstrations of 15x15 grids built 300 leave-out tasks under every transform before the cap
+    (523 MB, 5 s to keep 12); now only the first 10 demonstrations are augmented, and a warning says so."""
+    big = task_with(24, side=14, task_id="big")
+    with pytest.warns(UserWarning, match=r"ARC task big: 24 demonstrations; test-time training uses the first 10"):
+        tasks = augmented_tasks(big, [IDENTITY, *basic()], color_permutations=1, max_examples=12)
+    assert len(tasks) == 12 and all(len(t.train) + len(t.test) == 10 for t in tasks)
+    with pytest.warns(UserWarning):
+        plain = augmented_tasks(big, [IDENTITY], max_examples=10_000)
+    assert len(plain) == 10 + 45  # leave-one-out and leave-two-out of the first 10
+    assert {ex.input for t in plain for ex in t.train + t.test} == {ex.input for ex in big.train[:10]}
+    assert len(augmented_tasks(big, [IDENTITY], max_examples=10_000, max_demonstrations=24)) == 24 + 276
+    with pytest.raises(ValueError, match="max_demonstrations must be at least 2"):
+        augmented_tasks(big, [IDENTITY], max_demonstrations=1)
+
+
 def test_reference_families_keep_grids_within_30x30_and_draw_a_translation_per_task():
     rng = random.Random(5)
     grid = lambda: tuple(tuple(rng.randint(0, 9) for _ in range(16)) for _ in range(15))  # noqa: E731

@@ -19,6 +19,7 @@ demonstration order of its colour-permuted copies (`permute_examples`).
 from __future__ import annotations
 
 import random
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from itertools import combinations
@@ -349,19 +350,31 @@ def permute_demonstrations(task: ArcTask, rng: random.Random) -> ArcTask:
     return ArcTask(f"{task.id}+shuffled", tuple(order), task.test)
 
 
+MAX_DEMONSTRATIONS = 10  # ARC-AGI-1 and -2 have at most 10 per task: the cap only bounds other data
+
+
 def augmented_tasks(task: ArcTask, transforms: list, color_permutations: int = 0, rng_seed: int = 0,
-                    max_examples: int = 250, max_size: int = MAX_SIDE, permute_examples: bool = False) -> list[ArcTask]:
+                    max_examples: int = 250, max_size: int = MAX_SIDE, permute_examples: bool = False,
+                    max_demonstrations: int = MAX_DEMONSTRATIONS) -> list[ArcTask]:
     """The test-time training set: leave-one-out and leave-two-out tasks under each transform, each also
     under `color_permutations` random colour permutations (with `permute_examples`, each of those copies
     also has its demonstrations shuffled, as the reference did); tasks with a grid over max_size (30x30,
     ARC's largest) are dropped, identical ones kept once; shuffled under `rng_seed` and capped at
     `max_examples`. Include IDENTITY in `transforms` to keep the untransformed tasks; a RandomTranslate
-    is drawn anew for each leave-out task."""
+    is drawn anew for each leave-out task. Only the first `max_demonstrations` demonstrations are used (a
+    warning says so): leave-two-out grows with their square, and every variant is built before the cap."""
     if not transforms:
         raise ValueError("augmented_tasks: transforms is empty; pass at least [IDENTITY]")
     if color_permutations < 0 or max_examples < 1 or max_size < 1:
         raise ValueError(f"augmented_tasks: need color_permutations >= 0, max_examples >= 1 and max_size >= 1; got "
                          f"{color_permutations}, {max_examples} and {max_size}")
+    if max_demonstrations < 2:
+        raise ValueError(f"augmented_tasks: max_demonstrations must be at least 2 (leave-one-out needs two), got "
+                         f"{max_demonstrations}")
+    if len(task.train) > max_demonstrations:
+        warnings.warn(f"ARC task {task.id}: {len(task.train)} demonstrations; test-time training uses the first "
+                      f"{max_demonstrations} (max_demonstrations)", stacklevel=2)
+        task = ArcTask(task.id, task.train[:max_demonstrations], task.test)
     rng = random.Random(rng_seed)
     seen, out = set(), []
     for base in leave_one_out(task) + leave_two_out(task):
