@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import nbformat
 import pandas as pd
@@ -213,3 +214,33 @@ def test_relative_data_paths_are_read_from_the_shells_directory_like_the_run_dir
     assert f"TAG = \"{tmp_path / 'data' / 'in.json'}\"" in injected
     assert resolve_paths({"DATA": "seal-eval", "X": 1, "M": "data/absent.json", "N": "~/in.json"}) == \
         {"DATA": "seal-eval", "X": 1, "M": "data/absent.json", "N": "~/in.json"}  # no such file: left as given
+
+
+@pytest.mark.slow
+def test_a_sweep_killed_mid_run_resumes_where_it_stopped(tmp_path):
+    """SIGKILL of `seal-kit sweep` while a point runs: the finished point is kept, the killed one and the rest
+    run on the next `seal-kit sweep` with the same --out, and the summary then holds every point."""
+    params = new_code_cell("X = 1\nRUN_DIR = None")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell(
+        "import json, pathlib, time\npathlib.Path(RUN_DIR, 'started').touch()\ntime.sleep(3 * X)\n"
+        "pathlib.Path(RUN_DIR, 'metrics.json').write_text(json.dumps({'x': X}))")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, tmp_path / "slow.ipynb")
+    out = tmp_path / "sweep"
+    command = [sys.executable, "-m", "seal_kit.cli", "sweep", str(tmp_path / "slow.ipynb"), "-p", "X", "0", "5", "1",
+               "--out", str(out)]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    point = lambda x: next(iter(out.glob(f"X={x}-*")), out / "none")  # noqa: E731
+    while not (point(5) / "started").exists():  # the second point is running
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    first.kill()
+    first.wait()
+    assert (point(0) / "metrics.json").exists() and not (point(5) / "metrics.json").exists()
+    assert not (out / "summary.csv").exists()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    table = pd.read_csv(out / "summary.csv")
+    assert list(table.status) == ["skipped", "finished", "finished"] and list(table["metrics.x"]) == [0, 5, 1]
