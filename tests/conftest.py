@@ -1,5 +1,9 @@
+import contextlib
 import importlib.util
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
@@ -52,3 +56,23 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def open_elsewhere():
+    """`with open_elsewhere(run_dir, name, config):` a second process has the run open (start_run) until the
+    block ends, when it is killed (SIGKILL: no clean-up of its own runs, as when a kernel dies)."""
+    @contextlib.contextmanager
+    def holding(run_dir, name, config):
+        code = ("import json, sys\nfrom seal_kit.runs import start_run\n"
+                "start_run(sys.argv[2], sys.argv[1], config=json.loads(sys.argv[3]))\nprint('open', flush=True)\n"
+                "sys.stdin.read()\n")
+        holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir), name, json.dumps(config)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "open"
+            yield holder
+        finally:
+            holder.kill()
+            holder.wait()
+    return holding

@@ -244,22 +244,14 @@ def test_a_resume_onto_edited_data_is_refused_naming_the_passage(tmp_path):
     assert "p0" not in str(error.value)
 
 
-def test_a_run_open_in_another_process_is_refused_until_that_process_ends(tmp_path):
+def test_a_run_open_in_another_process_is_refused_until_that_process_ends(tmp_path, open_elsewhere):
     """Two kernels resuming one run would interleave two loops' records: the second is refused, naming the
     directory, and may open it once the first has ended (even killed: the OS drops its lock)."""
     run_dir = tmp_path / "run"
-    code = ("import sys\nfrom seal_kit.runs import start_run\n"
-            "start_run('demo', sys.argv[1], config={'K': 2})\nprint('open', flush=True)\nsys.stdin.read()\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "open"
+    with open_elsewhere(run_dir, "demo", {"K": 2}):
         with pytest.raises(RunBusy, match="another process is working in .*run"):
             start_run("demo", run_dir, config={"K": 2})
         assert yaml.safe_load((run_dir / "config.yaml").read_text()) == {"name": "demo", "K": 2}
-    finally:
-        holder.kill()  # SIGKILL: no clean-up runs in the holder
-        holder.wait()
     run = start_run("demo", run_dir, config={"K": 2})
     assert start_run("demo", run_dir, config={"K": 2}).path == run.path  # this process again: re-entrant
     run.finish({"accuracy": 1.0})

@@ -179,24 +179,16 @@ def test_a_read_only_run_directory_is_a_named_failure(notebook, tmp_path):
     assert result.status == "failed" and "is not writable" in result.error
 
 
-def test_a_run_another_process_is_working_in_is_refused_and_left_untouched(notebook, tmp_path):
+def test_a_run_another_process_is_working_in_is_refused_and_left_untouched(notebook, tmp_path, open_elsewhere):
     """A JupyterLab kernel (or another `seal-kit run`) has the run open: running it headless now would overwrite
     its executed notebook and interleave records, so the run is refused and nothing in it is written."""
     run_dir = tmp_path / "run"
-    code = ("import sys\nfrom seal_kit.runs import start_run\n"
-            "start_run('square', sys.argv[1], config={'X': 1})\nprint('open', flush=True)\nsys.stdin.read()\n")
-    holder = subprocess.Popen([sys.executable, "-c", code, str(run_dir)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "open"
+    with open_elsewhere(run_dir, "square", {"X": 1}):
         files = lambda: sorted(p.name for p in run_dir.iterdir() if not p.name.endswith(".lock"))  # noqa: E731
         before = files()
         busy = execute(notebook, run_dir, {"X": 1})
         assert busy.status == "failed" and f"another process is working in {run_dir}" in busy.error
         assert files() == before  # no failed.json, no executed notebook
-    finally:
-        holder.kill()
-        holder.wait()
     with FileLock(str(run_dir / ".execute.lock")):  # a `seal-kit run` of this directory in progress
         assert "another process is working" in execute(notebook, run_dir, {"X": 1}).error
     assert execute(notebook, run_dir, {"X": 1}).status == "finished"
