@@ -43,10 +43,11 @@ def encode(tokenizer, texts: list[str], device) -> dict:
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, temperature: float = 0.0,
              top_p: float = 1.0, batch_size: int = 8, seed: int = 0, desc: str = "generating",
-             progress: bool = True, route=None) -> list[Generation]:
+             progress: bool = True, route=None, json_schema: dict | None = None) -> list[Generation]:
     """Generate one completion per prompt; temperature 0 means greedy decoding. `route`, if given, is
     called with each batch's prompt indices and returns the context to generate in (a batched
-    inner loop sends each row through its own adapter, `BatchedLoRA.rows`)."""
+    inner loop sends each row through its own adapter, `BatchedLoRA.rows`). `json_schema`: every
+    completion can only be JSON matching it (`seal_kit.constrained`)."""
     if batch_size < 1 or max_new_tokens < 1:
         raise ValueError(f"batch_size and max_new_tokens must be >= 1, got {batch_size} and {max_new_tokens}")
     sampling = temperature > 0
@@ -66,6 +67,12 @@ def generate(model, tokenizer, prompts: list[str], *, max_new_tokens: int, tempe
         chunk = order[start:start + batch_size]
         batch = encode(tokenizer, [prompts[i] for i in chunk], model.device)
         began = time.perf_counter()
+        if json_schema is not None:
+            from transformers import LogitsProcessorList
+
+            from .constrained import schema_processor
+            options["logits_processor"] = LogitsProcessorList([schema_processor(
+                tokenizer, json_schema, batch["input_ids"].shape[1], stops)])
         with route(chunk) if route else contextlib.nullcontext():
             out = model.generate(**batch, **options)  # (B, prompt_len + new)
         share = (time.perf_counter() - began) / len(chunk)

@@ -80,7 +80,7 @@ class Generator:
             self.model.set_adapter(ADAPTER)
 
     def sample(self, rows: list[dict], sampling: SamplingConfig, saved: Path | None = None, progress: bool = True,
-               desc: str = "sampling self-edits", accept=None) -> pd.DataFrame:
+               desc: str = "sampling self-edits", accept=None, schema: dict | None = None) -> pd.DataFrame:
         """One self-edit per row (`self_edit.sample_self_edits`, drawn again while `accept` refuses it) from the
         generator as it stands. The vllm backend serves the base weights plus the saved generator update
         `saved` (None: none yet)."""
@@ -92,7 +92,7 @@ class Generator:
             adapter = str(Path(saved) / GENERATOR)
         with self.active() as model:
             return sample_self_edits(model, self.inner.tokenizer, rows, sampling, progress, desc=desc, adapter=adapter,
-                                     accept=accept)
+                                     accept=accept, schema=schema)
 
     def update(self, pairs: list[tuple[str, str]], seed: int, start: Path | None = None, progress: bool = True):
         """SFT on (prompt, self-edit) pairs, loss on the self-edit only, from a fresh adapter or from the

@@ -34,14 +34,21 @@ def names() -> list[str]:
 
 
 @lru_cache(maxsize=None)
-def notebook_defaults(stem: str) -> dict:
-    """The parameters cell of notebooks/<stem>.ipynb: name -> default value."""
+def notebook_defaults(notebook: str | Path) -> dict:
+    """The parameters cell of notebooks/<stem>.ipynb (or of a notebook file): name -> default value, the
+    source text where it is no literal."""
     import papermill
 
-    path = NOTEBOOKS / f"{stem}.ipynb"
+    path = Path(notebook) if str(notebook).endswith(".ipynb") else NOTEBOOKS / f"{notebook}.ipynb"
     if not path.exists():
         return {}
-    return {name: ast.literal_eval(info["default"]) for name, info in papermill.inspect_notebook(str(path)).items()}
+    defaults = {}
+    for name, info in papermill.inspect_notebook(str(path)).items():
+        try:
+            defaults[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError):
+            defaults[name] = info["default"]
+    return defaults
 
 
 def load(profile: str | Path) -> dict:

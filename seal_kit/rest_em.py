@@ -174,7 +174,8 @@ class RestEM:
                 for c in contexts for s in range(k)]
         sampling = replace(self.config.sampling, seed=self.config.sampling.seed + self.config.seed + 1000 * r)
         table = self.generator.sample(rows, sampling, saved=self._stacked_from, progress=self.progress,
-                                      desc=f"round {r}: sampling self-edits", accept=self.task.accepts)
+                                      desc=f"round {r}: sampling self-edits", accept=self.task.accepts,
+                                      schema=self.task.self_edit_schema)
         self.store.write_table(f"round-{r}/self_edits", table)
         return pd.read_parquet(path)  # the same table a resumed run will read
 

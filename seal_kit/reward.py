@@ -37,6 +37,8 @@ class InnerJob:
 class SelfEditTask:
     """A SEAL setting: contexts with an `id`, a prompt, a self-edit -> training job, and a score."""
 
+    self_edit_schema: dict | None = None  # a JSON schema a self-edit must match (ARC), for constrained decoding
+
     def __init__(self, inner: InnerLoop):
         self.inner = inner
         self._baselines: dict[str, dict] = {}

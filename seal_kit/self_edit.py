@@ -37,6 +37,9 @@ class SamplingConfig:
     max_attempts: int = field(default=1, metadata={
         "help": "draws per self-edit until the task accepts one (ARC: until its JSON parses; the reference drew "
                 "again without a cap); 1: the first draw as is"})
+    constrained: bool = field(default=False, metadata={
+        "help": "decode each self-edit under the task's JSON schema so it can only be a valid config (ARC; "
+                "lm-format-enforcer with hf, vLLM's structured outputs with vllm); the reference: False"})
 
     def __post_init__(self):
         check_backend(self.backend, "SamplingConfig")
@@ -46,19 +49,24 @@ class SamplingConfig:
 
 def sample_self_edits(model, tokenizer, rows: list[dict], config: SamplingConfig | None = None,
                       progress: bool = True, desc: str = "self-edits", adapter: str | None = None,
-                      accept: Callable[[str], bool] | None = None) -> pd.DataFrame:
+                      accept: Callable[[str], bool] | None = None, schema: dict | None = None) -> pd.DataFrame:
     """One sampled self-edit per row (each row a dict with at least "prompt"): the rows come back as a
     DataFrame with `self_edit`, `tokens` and `seconds` added. Deterministic under `config.seed`.
     `accept(text)`: rows whose draw it refuses are drawn again, up to `config.max_attempts` draws in all;
     then `attempts` counts them, `seconds` adds them up, and `accepted` is False where every draw was
-    refused. `adapter`: a saved generator adapter folder for the vllm backend (hf samples from `model`)."""
+    refused. `adapter`: a saved generator adapter folder for the vllm backend (hf samples from `model`).
+    `schema`: with `config.constrained`, the JSON schema every draw is decoded under."""
     config = config or SamplingConfig()
+    if config.constrained and schema is None:
+        raise ValueError("SamplingConfig.constrained needs the task's self-edit schema (ARC's configs have one; "
+                         "knowledge self-edits are free text): set constrained=False")
 
     def draw(indices: list[int], seed: int, label: str) -> list:
         return generate_with(config.backend, model, tokenizer, [rows[i]["prompt"] for i in indices],
                              max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
                              batch_size=config.batch_size, seed=seed, desc=label, progress=progress,
-                             adapters=[adapter] * len(indices) if adapter else None)
+                             adapters=[adapter] * len(indices) if adapter else None,
+                             json_schema=schema if config.constrained else None)
 
     outs, attempts = draw(list(range(len(rows))), config.seed, desc), [1] * len(rows)
     for attempt in range(1, config.max_attempts if accept else 1):

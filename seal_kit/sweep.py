@@ -14,7 +14,6 @@ plotly table in summary.html.
 """
 from __future__ import annotations
 
-import ast
 import difflib
 import hashlib
 import itertools
@@ -29,6 +28,7 @@ import pandas as pd
 import yaml
 from filelock import FileLock, Timeout
 
+from .profiles import notebook_defaults
 from .runs import METRICS, RunBusy, atomic_write, check_run_dir, claim, notebooks
 
 FAILED = "failed.json"
@@ -55,19 +55,6 @@ def notebook_parameters(notebook: str | Path) -> list[str]:
     import papermill
 
     return list(papermill.inspect_notebook(str(find_notebook(notebook))))
-
-
-def notebook_defaults(notebook: str | Path) -> dict:
-    """The parameters cell's values, as Python values where they are literals (the source text otherwise)."""
-    import papermill
-
-    defaults = {}
-    for name, spec in papermill.inspect_notebook(str(find_notebook(notebook))).items():
-        try:
-            defaults[name] = ast.literal_eval(spec["default"])
-        except (ValueError, SyntaxError):
-            defaults[name] = spec["default"]
-    return json.loads(json.dumps(defaults, default=str))
 
 
 def check_parameters(notebook: str | Path, parameters: dict) -> None:
@@ -129,7 +116,7 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
         record = json.loads(timing.read_text()) if timing.exists() else {}
         before = record.get("parameters")
         if before is not None:  # a parameter left out means its default, whether it was given before or not
-            defaults = notebook_defaults(path)
+            defaults = json.loads(json.dumps(notebook_defaults(path), default=str))
             before, plain = {**defaults, **before}, {**defaults, **json.loads(json.dumps(parameters, default=str))}
         if before is not None and before != plain:
             changed = sorted(k for k in set(before) | set(plain) if before.get(k) != plain.get(k))

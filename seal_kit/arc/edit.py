@@ -113,6 +113,25 @@ SELF_EDIT_SCHEMA = {
 }
 
 
+def _choices(lo: float, hi: float, kind: type) -> list:
+    """The values a constrained decoder offers in [lo, hi]: every integer, or numbers 1, 2 and 5 per decade."""
+    if kind is int:
+        return list(range(int(lo), int(hi) + 1))
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    return [v for e in decades for v in (float(f"{m}e{e}") for m in (1, 2, 5)) if lo <= v <= hi]
+
+
+# What constrained decoding (`SamplingConfig.constrained`) holds a sampled config to: SELF_EDIT_SCHEMA with each
+# numeric range as a list of choices (lm-format-enforcer does not enforce minimum/maximum), so every finished
+# config is valid. The learning rate is then one of 13 values from 1e-6 to 1e-2.
+DECODING_SCHEMA = {**SELF_EDIT_SCHEMA, "properties": {
+    group: {**spec, "properties": {
+        name: ({k: v for k, v in value.items() if k not in ("minimum", "maximum")}
+               | {"enum": _choices(value["minimum"], value["maximum"], int if value["type"] == "integer" else float)}
+               if "minimum" in value else value) for name, value in spec["properties"].items()}}
+    for group, spec in SELF_EDIT_SCHEMA["properties"].items()}}
+
+
 @dataclass(frozen=True)
 class ParsedEdit:
     config: TTTConfig | None  # None unless status is "ok"

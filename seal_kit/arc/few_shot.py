@@ -33,7 +33,7 @@ from ..prompts import CHAT_DATE, render, uses_chat
 from ..reward import InnerJob, SelfEditTask
 from .augment import FAMILIES, augmented_tasks, transform_task
 from .data import GRID_FORMATS, ArcDataError, ArcTask, grid_to_text
-from .edit import BAD_JSON, OK, OVER_BUDGET, TTTConfig, edit_form, parse_self_edit, step_budget, transforms_for
+from .edit import BAD_JSON, DECODING_SCHEMA, OK, OVER_BUDGET, TTTConfig, edit_form, parse_self_edit, step_budget, transforms_for
 from .ttt import (VIEWS, VOTINGS, answer_text, dihedral_views, hierarchical_vote, inference_transforms,
                   leave_one_out_views, read_prediction, task_messages, task_text, training_examples, vote)
 
@@ -115,6 +115,7 @@ class ArcConfig:
 
 
 class ArcFewShot(SelfEditTask):
+    self_edit_schema = DECODING_SCHEMA  # SamplingConfig.constrained: every sampled config valid
     def __init__(self, model, tokenizer, inner: InnerLoopConfig | InnerLoop | None = None,
                  config: ArcConfig | None = None, chat: bool | None = None):
         super().__init__(inner if isinstance(inner, InnerLoop) else InnerLoop(model, tokenizer, inner or inner_config()))
