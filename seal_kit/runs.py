@@ -35,6 +35,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 METRICS = "metrics.json"
+PROVENANCE = "provenance.json"  # what produced the run, a session per entry (seal_kit.provenance)
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # beside the package, in a checkout
 
 
@@ -142,6 +143,29 @@ class Run:
         atomic_write(self.path / f"{name}.jsonl", table.to_json(orient="records", lines=True, force_ascii=False))
         atomic_write(self.path / f"{name}.parquet", table.to_parquet(index=False))
         return self.path / f"{name}.jsonl"
+
+    def note_session(self) -> None:
+        """Add this session's environment to `provenance.json` (seal_kit.provenance); a finished run shown
+        again is not a session of it."""
+        from .provenance import environment
+
+        sessions = self._provenance()
+        self.write_json(PROVENANCE, {"sessions": [*sessions, environment()]})
+
+    def note_model(self, model) -> None:
+        """The loaded model's facts (id, revision or weights hash, device, dtype) in this session's entry."""
+        from .provenance import model_facts
+
+        sessions = self._provenance()
+        if sessions and not self.finished_before:
+            sessions[-1]["model"] = model_facts(model)
+            self.write_json(PROVENANCE, {"sessions": sessions})
+
+    def _provenance(self) -> list[dict]:
+        try:
+            return json.loads((self.path / PROVENANCE).read_text())["sessions"]
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: a record, not an input
+            return []
 
     def log(self, name: str, key: str | tuple[str, ...] | None = None) -> "AppendLog":
         """`<name>.jsonl` as an append-only log; with `key`, one record per key (see AppendLog)."""
@@ -446,4 +470,6 @@ def _open_run(path: Path, name: str, config: dict | None, overwrite: bool) -> Ru
     path.mkdir(parents=True, exist_ok=True)
     if not previous.exists():
         run.write_yaml("config.yaml", resolved)
+    if not run.finished_before:
+        run.note_session()
     return run

@@ -4,12 +4,14 @@ import re
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import papermill
 import pytest
 import yaml
 from conftest import CHROMIUM
 
 from seal_kit import profiles
+from seal_kit.arc.edit import parse_self_edit
 from seal_kit.data import load_passages
 from seal_kit.runs import NOTEBOOKS, notebooks
 from seal_kit.self_edit import DocumentConfig, training_documents
@@ -305,6 +307,21 @@ def test_arc_few_shot(tmp_path):
     assert metrics["sampling"]["max_attempts"] == 1 and metrics["sampling"]["train"]["draws"] == 2 * 2
     assert exercise_check(tmp_path / "04_arc_few_shot.ipynb").startswith("✗ not done yet")
     rerun_reads_back("04_arc_few_shot.ipynb", tmp_path, MODEL="tiny")
+
+
+@pytest.mark.slow
+def test_arc_few_shot_constrained_decoding_gives_even_a_random_model_valid_configs(tmp_path):
+    """Unconstrained, the random tiny model's configs never parse (the test above); under the schema they do,
+    unless a config runs out of tokens; provenance.json names the model of the run."""
+    metrics = run_notebook("04_arc_few_shot.ipynb", tmp_path, MODEL="tiny", CONSTRAINED=True, MAX_NEW_TOKENS=200)
+    scored = [json.loads(line) for line in (tmp_path / "candidates.jsonl").read_text().splitlines()]
+    edits = pd.read_parquet(tmp_path / "round-0" / "self_edits.parquet")
+    assert metrics["sampling"]["constrained"] is True
+    assert any(r["status"] != "bad_json" for r in scored)
+    assert all(tokens == 200 for tokens, text in zip(edits.tokens, edits.self_edit)
+               if parse_self_edit(text).status == "bad_json")  # only a config cut short fails to parse
+    sessions = json.loads((tmp_path / "provenance.json").read_text())["sessions"]
+    assert sessions[0]["model"]["parameters"] > 0 and sessions[0]["versions"]["seal-kit"]
 
 
 REFERENCE_ARC = dict(GRID_FORMAT="python_lists", AUGMENTATIONS="reference", PERMUTE_EXAMPLES=True,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from seal_kit.passages import QA, Passage
-from seal_kit.runs import AppendLog, RunBusy, notebooks, outputs_root, project_root, start_run
+from seal_kit.runs import AppendLog, RunBusy, notebooks, outputs_root, project_root, run_lock, start_run
 
 
 @dataclass
@@ -270,3 +270,31 @@ def test_a_damaged_config_is_named(tmp_path):
         start_run("demo", tmp_path, config={"K": 2})
     (tmp_path / "config.yaml").write_text("name: demo\nK: 2\n")
     assert start_run("demo", tmp_path, config={"K": 2}).path == tmp_path  # the failures released the lock
+
+
+def test_provenance_records_each_session_and_the_model(tmp_path, tiny):
+    """Versions, git state and the model a run used, one entry per session that opened it."""
+    run = start_run("demo", tmp_path / "r", config={"K": 2})
+    run.note_model(tiny[0])
+    run_lock(run.path).release(force=True)  # as when the first kernel has ended
+    again = start_run("demo", tmp_path / "r", config={"K": 2})  # a resume: a second session
+    sessions = json.loads((again.path / "provenance.json").read_text())["sessions"]
+    assert len(sessions) == 2 and "model" in sessions[0] and "model" not in sessions[1]
+    first = sessions[0]
+    assert first["versions"]["torch"] and first["versions"]["transformers"] and first["versions"]["peft"]
+    assert first["git"] is None or len(first["git"]["commit"]) == 40 and isinstance(first["git"]["dirty"], bool)
+    assert first["torch_threads"] >= 1 and isinstance(first["cuda"], list)
+    assert first["model"]["device"] == "cpu" and first["model"]["dtype"] == "float32"
+    assert first["model"]["parameters"] == sum(p.numel() for p in tiny[0].parameters())
+    assert "provenance" not in yaml.safe_load((again.path / "config.yaml").read_text())  # not part of the config
+
+
+def test_a_local_model_folder_is_identified_by_its_weights(tmp_path):
+    from seal_kit.provenance import weights_hash
+
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    first = weights_hash(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"other weights")
+    assert len(first) == 16 and weights_hash(tmp_path) != first
+    (tmp_path / "empty").mkdir()
+    assert weights_hash(tmp_path / "empty") is None
