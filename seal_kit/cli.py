@@ -83,9 +83,19 @@ def _grade_agreement(file: str, grader: str, limit: int | None = None) -> dict:
     return result
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("seal-kit")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"seal-kit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     one = sub.add_parser("run", help="run one notebook headless into a run directory")

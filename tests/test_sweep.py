@@ -236,3 +236,11 @@ def test_a_sweep_killed_mid_run_resumes_where_it_stopped(tmp_path):
     assert again.returncode == 0, again.stderr
     table = pd.read_csv(out / "summary.csv")
     assert list(table.status) == ["skipped", "finished", "finished"] and list(table["metrics.x"]) == [0, 5, 1]
+
+
+def test_cli_version_is_the_installed_packages(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        cli.main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"seal-kit {version('seal-kit')}"
