@@ -41,6 +41,21 @@ def _value(text: str):
     return value
 
 
+def _parameters_file(path: str | None) -> dict:
+    """`-f params.yaml`: a mapping of parameter names to values; anything else is refused naming the file."""
+    if path is None:
+        return {}
+    try:
+        values = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"-f {path}: cannot be read as YAML ({type(err).__name__}: {err})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise ValueError(f"-f {path}: expected a mapping of parameter names to values, like `K: 3`")
+    return values
+
+
 def _with_profile(parameters: dict, profile: str | None, notebook: str) -> dict:
     """The profile's values for this notebook, and with `SMOKE: true` the smoke profile's over them, under
     the explicit ones: explicit wins, even when it equals the notebook's default (the notebook is not
@@ -103,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
     one.add_argument("--run-dir", help="where the run goes (the same one again resumes it)")
     one.add_argument("--profile", help=f"a run profile: {', '.join(profiles.names())} or a YAML file")
+    one.add_argument("-f", "--parameters-file", metavar="YAML",
+                     help="parameters from a YAML mapping, as papermill's -f; -p values win over it")
 
     many = sub.add_parser("sweep", help="run a notebook once per parameter set of a grid")
     many.add_argument("notebook", nargs="?", help="a notebook name or path (or `notebook:` in the grid file)")
@@ -130,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            parameters = _with_profile({k: _value(v) for k, v in args.parameter}, args.profile, args.notebook)
+            given = {**_parameters_file(args.parameters_file), **{k: _value(v) for k, v in args.parameter}}
+            parameters = _with_profile(given, args.profile, args.notebook)
             run_dir = args.run_dir or new_run_path(find_notebook(args.notebook).stem)
             result = execute(args.notebook, run_dir, parameters, progress=True)
             if result.status == "failed":

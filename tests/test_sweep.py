@@ -244,3 +244,14 @@ def test_cli_version_is_the_installed_packages(capsys):
     with pytest.raises(SystemExit) as done:
         cli.main(["--version"])
     assert done.value.code == 0 and capsys.readouterr().out.strip() == f"seal-kit {version('seal-kit')}"
+
+
+def test_run_takes_parameters_from_a_yaml_file_under_explicit_values(notebook, tmp_path, capsys):
+    (tmp_path / "params.yaml").write_text("X: 3\nTAG: from-file\n")
+    assert cli.main(["run", str(notebook), "-f", str(tmp_path / "params.yaml"), "-p", "TAG", "explicit",
+                     "--run-dir", str(tmp_path / "r")]) == 0
+    record = json.loads((tmp_path / "r" / "execution.json").read_text())
+    assert record["parameters"] == {"X": 3, "TAG": "explicit"}
+    (tmp_path / "bad.yaml").write_text("- X\n")
+    assert cli.main(["run", str(notebook), "-f", str(tmp_path / "bad.yaml")]) == 2
+    assert "bad.yaml: expected a mapping of parameter names" in capsys.readouterr().err
