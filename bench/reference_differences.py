@@ -66,6 +66,7 @@ def main():
     p.add_argument("--grader", default="fitted")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/bench/reference_differences.jsonl")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown (the README's)")
     args = p.parse_args()
     arms = args.arms.split(",")
     if unknown := [a for a in arms if a not in ARMS]:
@@ -114,21 +115,29 @@ def main():
     ids = [q.id for q in passages]
     print(f"\n{len(ids)} seal-eval passages ({sum(len(q.questions) for q in passages)} questions), grader "
           f"{args.grader}, seed {args.seed}; accuracy [95% CI over passages]; effect vs kit, paired [95% CI]")
+    if args.markdown:
+        print("\n| condition | arm | accuracy [95% CI] | effect vs kit, paired [95% CI] | steps | final loss |")
+        print("|---|---|---|---|---|---|")
     for condition in ["base", *conditions]:
         for arm in arms:
             if not all((arm, condition, i) in done for i in ids):
                 continue
             values = np.array([done[(arm, condition, i)]["reward"] for i in ids])
             low, high = bootstrap_interval(values)
-            line = f"{condition:8s} {arm:9s} {values.mean():.3f} [{low:.3f}, {high:.3f}]"
+            effect = ""
             if arm != "kit" and all(("kit", condition, i) in done for i in ids):
                 diff = values - np.array([done[("kit", condition, i)]["reward"] for i in ids])
                 d_low, d_high = bootstrap_interval(diff)
-                line += f"   effect {diff.mean():+.3f} [{d_low:+.3f}, {d_high:+.3f}]"
-            steps = [done[(arm, condition, i)]["steps"] for i in ids]
+                effect = f"{diff.mean():+.3f} [{d_low:+.3f}, {d_high:+.3f}]"
+            steps = np.mean([done[(arm, condition, i)]["steps"] for i in ids])
             losses = [done[(arm, condition, i)]["final_loss"] for i in ids if done[(arm, condition, i)]["final_loss"]]
-            line += f"   steps {np.mean(steps):.0f}" + (f", final loss {np.mean(losses):.3f}" if losses else "")
-            print(line)
+            loss = f"{np.mean(losses):.3f}" if losses else ""
+            accuracy = f"{values.mean():.3f} [{low:.3f}, {high:.3f}]"
+            if args.markdown:
+                print(f"| {condition} | {arm} | {accuracy} | {effect} | {steps:.0f} | {loss} |")
+            else:
+                print(f"{condition:8s} {arm:9s} {accuracy}" + (f"   effect {effect}" if effect else "")
+                      + f"   steps {steps:.0f}" + (f", final loss {loss}" if loss else ""))
 
 
 if __name__ == "__main__":
