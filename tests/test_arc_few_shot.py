@@ -9,7 +9,7 @@ from seal_kit import backends
 from seal_kit.arc.augment import IDENTITY, Dihedral
 from seal_kit.arc.data import (ArcDataError, ArcTask, Example, grid_to_list_text, grid_to_text, list_text_to_grid,
                                load_tasks)
-from seal_kit.arc.edit import TTTConfig
+from seal_kit.arc.edit import DECODING_SCHEMA, TTTConfig
 from seal_kit.arc.few_shot import ArcConfig, ArcFewShot, inner_config
 from seal_kit.arc.results import first_draw, sampling_report, success_by_task_set
 from seal_kit.arc.ttt import (LEAVE_ONE_OUT_TRANSFORMS, composite, hierarchical_vote, inference_transforms,
@@ -184,7 +184,10 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
                                 num_train_epochs=1).as_self_edit())
 
     # a random tiny model never writes JSON
-    def sample(model, tokenizer, rows, config, progress, desc="", adapter=None, accept=None):
+    schemas = []
+
+    def sample(model, tokenizer, rows, config, progress, desc="", adapter=None, accept=None, schema=None):
+        schemas.append(schema)  # the task's schema reaches sampling (used when SamplingConfig.constrained)
         return pd.DataFrame([{**r, "self_edit": good if r["sample"] == 0 else "I would rotate it.", "tokens": 9,
                               "seconds": 0.0} for r in rows])
 
@@ -209,6 +212,7 @@ def test_rest_em_runs_on_arc_unchanged(tmp_path, monkeypatch):
     kept = pd.read_parquet(tmp_path / "round-0" / "kept.parquet")
     assert (kept.self_edit == good).all() and (kept["sample"] == 0).all()
     assert loop.generator_losses[0] and all(x == x for x in loop.generator_losses[0])
+    assert schemas and all(schema is DECODING_SCHEMA for schema in schemas)
 
 
 def test_batched_inner_loop_scores_arc_configs_as_one_at_a_time(setting):
