@@ -11,6 +11,7 @@ call in one batched generation. Reward = the adapted model's accuracy; gain = re
 """
 from __future__ import annotations
 
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,3 +143,23 @@ def load_task(model: str = "embedded", device: str | None = None, seed: int = 0,
 
     loaded, tokenizer = load_model(model, device=device, seed=seed)
     return KnowledgeTask(loaded, tokenizer, **options)
+
+
+RECITE_WORDS = 12  # a run this long shared with the passage is recitation, not an answer
+
+
+def answer_style(answers: list[str], context: str, span: int = RECITE_WORDS) -> dict:
+    """How a model answers, beside whether it is right: `words`, the mean answer length in words, and
+    `recites`, the share of answers that repeat the passage verbatim (share a run of `span` or more
+    consecutive words with it, case and punctuation aside). A model that answers "Who designed the
+    lighthouse?" by reciting the passage from its first sentence scores high on `recites` and may
+    still be graded right by a lenient grader."""
+    def words(text: str) -> list[str]:
+        return re.findall(r"\w+", text.lower())
+
+    source = words(context)
+    runs = {tuple(source[i:i + span]) for i in range(len(source) - span + 1)}
+    said = [words(a) for a in answers]
+    recited = [any(tuple(w[i:i + span]) in runs for i in range(len(w) - span + 1)) for w in said]
+    n = max(len(answers), 1)
+    return {"words": sum(map(len, said)) / n, "recites": sum(recited) / n}

@@ -1,7 +1,7 @@
 import pytest
 
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge import EvalConfig, KnowledgeTask, answer_style
 from seal_kit.models import load_model
 
 
@@ -119,3 +119,13 @@ def test_reference_layout_and_plain_prompts_reach_every_prompt_the_task_writes(p
     monkeypatch.setattr(knowledge, "generate_with", lambda *a, **k: asked.extend(a[3]) or real(*a, **k))
     task.evaluate(passage)
     assert asked and all(p.startswith("Answer the question") and p.endswith("\nAnswer:") for p in asked)
+
+
+def test_answer_style_counts_words_and_recitations_of_the_passage():
+    context = ("The Harbor Light was designed by Mara Ellison in 1887 and stands forty meters tall "
+               "on the northern cliff of the island.")
+    recital = "the harbor light, was designed by Mara Ellison in 1887 and stands forty meters tall"
+    style = answer_style(["Mara Ellison", recital, "It was designed by Ellison in 1887 and is forty meters tall."], context)
+    assert style["words"] == (2 + 15 + 12) / 3
+    assert style["recites"] == 1 / 3  # only the 12+ word run copied from the passage; a paraphrase is no recital
+    assert answer_style([], context) == {"words": 0.0, "recites": 0.0}

@@ -78,6 +78,7 @@ def test_knowledge_incorporation(tmp_path):
     for name, condition in metrics["conditions"].items():
         assert condition["ci_low"] <= condition["accuracy"] <= condition["ci_high"], name
         assert condition["paper_all_200"] is None and condition["paper_these_passages"] is None  # built-in passages
+        assert condition["answer_words"] > 0 and 0.0 <= condition["recites_passage"] <= 1.0, name
     assert set(metrics["accuracy_by_question"]) == set(metrics["accuracy"])
     lines = (tmp_path / "candidates.jsonl").read_text().splitlines()
     assert len(lines) == 2 + 2 * 2  # passage-only + K self-edits, per passage
