@@ -5,6 +5,8 @@
     seal-kit run 02 -p SMOKE true                                # the smoke profile: tiny sizes, a check in seconds
     seal-kit sweep 02 -p PROMPT implications rewrite self-qa -p K 3 --jobs 2 --out outputs/sweeps/prompts
     seal-kit sweep --grid sweeps/prompt_ablation.yaml            # notebook, fixed parameters and grid from YAML
+    seal-kit sweep --grid prompt_ablation                        # a sweep file the kit ships, by name
+    seal-kit notebooks my-seal                                   # copy the notebooks out, to open in JupyterLab
     seal-kit runs                                                # every run under outputs/ with its status
     seal-kit profiles                                            # the run profiles and what each is for
     seal-kit profiles show paper 03                              # the parameters 03 runs with under a profile, as YAML
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,7 +27,7 @@ import yaml
 
 from . import profiles
 from .graders import DEFAULT_GRADER
-from .runs import new_run_path, outputs_root
+from .runs import NOTEBOOKS, new_run_path, notebooks, outputs_root
 from .sweep import find_notebook, grid_runs, list_runs, load_grid, sweep, execute
 
 
@@ -107,6 +110,23 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def copy_notebooks(folder: str | Path, force: bool = False) -> list[Path]:
+    """Copy the kit's notebooks and their README into `folder`; one already there is left alone (its edits
+    kept) unless `force`. Returns the files written."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"seal-kit notebooks: {folder} is a file; give a folder (created if missing)")
+    sources = [*notebooks(), NOTEBOOKS / "README.md"]
+    kept = [folder / s.name for s in sources if (folder / s.name).exists() and not force]
+    if kept:
+        raise FileExistsError(f"{', '.join(str(k) for k in kept)} already exist; --force overwrites them "
+                              "(your edits are lost), or choose another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sources:
+        shutil.copyfile(source, folder / source.name)
+    return [folder / s.name for s in sources]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -140,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     shown.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     shown.add_argument("profile", nargs="?", help="show: a profile name or YAML file")
     shown.add_argument("notebook", nargs="?", help="show: a notebook name (03_rest_em, or just 03)")
+
+    copy = sub.add_parser("notebooks", help="copy the kit's notebooks (and their README) into a folder for JupyterLab")
+    copy.add_argument("folder", help="where to put them (created if missing)")
+    copy.add_argument("--force", action="store_true", help="overwrite notebooks already there (your edits are lost)")
 
     listing = sub.add_parser("runs", help="list run directories with their status")
     listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
@@ -186,13 +210,18 @@ def main(argv: list[str] | None = None) -> int:
                 parser.error("profiles show: name a profile and a notebook, e.g. `seal-kit profiles show paper 03`")
             print(profiles.show(args.profile, find_notebook(args.notebook).stem), end="")
             return 0
+        if args.command == "notebooks":
+            for path in copy_notebooks(args.folder, force=args.force):
+                print(path)
+            print(f"open them with:  jupyter lab {args.folder}   (runs go to {Path(args.folder) / 'outputs'})")
+            return 0
         if args.command == "grade-agreement":
             print(json.dumps(_grade_agreement(args.file, args.grader, args.limit)))
             return 0
         table = list_runs(args.root or outputs_root())
         print(table.to_string(index=False) if len(table) else f"no runs under {args.root or outputs_root()}")
         return 0
-    except (FileNotFoundError, ValueError, TypeError) as err:
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as err:
         print(f"seal-kit: {err}", file=sys.stderr)
         return 2
 

@@ -36,11 +36,15 @@ from filelock import FileLock, Timeout
 
 METRICS = "metrics.json"
 PROVENANCE = "provenance.json"  # what produced the run, a session per entry (seal_kit.provenance)
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"  # beside the package, in a checkout
+_PACKAGE = Path(__file__).resolve().parent
+# The notebooks and sweep files: inside an installed wheel (seal_kit/notebooks), else beside the package in a checkout.
+NOTEBOOKS = next((d for d in (_PACKAGE / "notebooks", _PACKAGE.parent / "notebooks") if d.is_dir()), _PACKAGE / "notebooks")
+INSTALLED = NOTEBOOKS.parent == _PACKAGE  # the notebooks came with the installed package, not a checkout
+SWEEPS = next((d for d in (_PACKAGE / "sweeps", _PACKAGE.parent / "sweeps") if d.is_dir()), _PACKAGE / "sweeps")
 
 
 def notebooks() -> list[Path]:
-    """The kit's notebooks, in course order; [] for an installed package without them."""
+    """The kit's notebooks, in course order (the installed package's, or a checkout's)."""
     return sorted(NOTEBOOKS.glob("*.ipynb"))
 
 

@@ -29,7 +29,7 @@ import yaml
 from filelock import FileLock, Timeout
 
 from .profiles import notebook_defaults
-from .runs import METRICS, RunBusy, atomic_write, check_run_dir, claim, notebooks
+from .runs import INSTALLED, METRICS, NOTEBOOKS, SWEEPS, RunBusy, atomic_write, check_run_dir, claim, notebooks
 
 FAILED = "failed.json"
 EXECUTING = ".execute.lock"  # held by the process running papermill into a run directory
@@ -143,7 +143,9 @@ def _execute(path: Path, run_dir: Path, parameters: dict, progress: bool) -> Run
     (run_dir / FAILED).unlink(missing_ok=True)
     began = time.perf_counter()
     try:
-        papermill.execute_notebook(str(path), str(run_dir / path.name), cwd=str(path.parent), progress_bar=progress,
+        # A checkout's notebooks run in notebooks/ (as JupyterLab opens them); an installed kit's where it was called.
+        cwd = Path.cwd() if INSTALLED and path.is_relative_to(NOTEBOOKS) else path.parent
+        papermill.execute_notebook(str(path), str(run_dir / path.name), cwd=str(cwd), progress_bar=progress,
                                    parameters={**parameters, "RUN_DIR": str(run_dir)})
     except Exception as err:  # a failed run is a result, not the end of the sweep
         cell = getattr(err, "cell_index", None)  # papermill's PapermillExecutionError knows it
@@ -184,7 +186,14 @@ def grid_runs(grid: dict[str, list], fixed: dict | None = None) -> list[dict]:
 
 def load_grid(path: str | Path) -> tuple[str | None, list[dict]]:
     """A sweep file: `notebook` (optional), `parameters` (fixed), and `grid` (key -> list, the product)
-    and/or `runs` (a list of parameter dicts). Returns (notebook, parameter sets)."""
+    and/or `runs` (a list of parameter dicts), by path or by the name of one the kit ships ("prompt_ablation").
+    Returns (notebook, parameter sets)."""
+    shipped = SWEEPS / f"{Path(path).name.removesuffix('.yaml')}.yaml"
+    if not Path(path).is_file():
+        if not shipped.is_file():
+            raise FileNotFoundError(f"no sweep file {str(path)!r}; give a path to a YAML file or one of: "
+                                    f"{', '.join(sorted(p.stem for p in SWEEPS.glob('*.yaml')))}")
+        path = shipped
     spec = yaml.safe_load(Path(path).read_text()) or {}
     known = {"notebook", "parameters", "grid", "runs"}
     unknown = sorted(set(spec) - known) if isinstance(spec, dict) else ["(not a mapping)"]

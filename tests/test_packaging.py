@@ -1,7 +1,13 @@
 """The package's own metadata: one list of requirements, bounds where we use a library's internals."""
+import json
+import os
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,3 +29,48 @@ def test_libraries_whose_internals_we_use_are_bounded_above():
     found = requirements()
     for name in ("transformers", "peft", "lm-format-enforcer"):
         assert "<" in found[name], f"{name} needs an upper bound: {found[name]}"
+
+
+@pytest.mark.slow
+def test_the_wheel_works_on_its_own_outside_the_repository(tmp_path):
+    """Build the wheel, install it into a fresh virtual environment outside the checkout (its dependencies
+    lent from this environment by a path, not installed again), copy the notebooks out with `seal-kit
+    notebooks`, and run the quickstart there with `seal-kit run`: no file of the checkout is used."""
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(ROOT)], check=True, capture_output=True)
+    wheel = next((tmp_path / "dist").glob("seal_kit-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for shipped in ("seal_kit/notebooks/01_quickstart.ipynb", "seal_kit/notebooks/README.md",
+                    "seal_kit/sweeps/prompt_ablation.yaml", "seal_kit/profiles/cpu-tiny.yaml"):
+        assert shipped in names
+
+    venv = tmp_path / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    lent = [p for p in sys.path if p.endswith("site-packages")]  # torch, transformers, ... (a plain path: the
+    Path(site, "lent.pth").write_text("\n".join(lent) + "\n")    # checkout's editable finder is not run)
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True)
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    seal_kit = str(venv / "bin" / "seal-kit")
+
+    def run(*args):
+        done = subprocess.run([seal_kit, *args], cwd=work, env=env, capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    where = subprocess.run([str(python), "-c", "import seal_kit; print(seal_kit.__file__)"], cwd=work, env=env,
+                           check=True, capture_output=True, text=True).stdout
+    assert where.startswith(site) and str(ROOT) not in where
+    assert "prompt_ablation" in subprocess.run([seal_kit, "sweep", "--grid", "nothing-like-it"], cwd=work, env=env,
+                                               capture_output=True, text=True).stderr
+    run("notebooks", "nb")
+    assert sorted(p.name for p in (work / "nb").iterdir())[:2] == ["01_quickstart.ipynb", "02_knowledge_incorporation.ipynb"]
+    said = run("run", "nb/01_quickstart.ipynb", "-p", "SMOKE", "true", "-p", "MODEL", "tiny", "--run-dir", "runs/quick")
+    assert "finished" in said
+    assert json.loads((work / "runs" / "quick" / "metrics.json").read_text())
+    assert not list(work.glob("nb/outputs")) and not (ROOT / "runs").exists()
