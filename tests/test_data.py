@@ -55,8 +55,11 @@ def test_invalid_json_and_missing_file(tmp_path):
     latin.write_bytes('[{"title": "Caf\u00e9"}]'.encode("latin-1"))
     with pytest.raises(DataError, match="latin1.json: not UTF-8 text"):
         load_passages(latin)
-    with pytest.raises(DataError, match=f"{tmp_path} is a directory; DATA takes"):
+    with pytest.raises(DataError, match=f"{tmp_path}: no dataset could be read there .*; DATA takes 'builtin'"):
         load_passages(tmp_path)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match=r"notes.txt: a .txt file; DATA takes .*\.csv"):
+        load_passages(tmp_path / "notes.txt")
 
 
 @pytest.mark.skipif(not SQUAD.exists(), reason=f"shared SQuAD data not found at {SQUAD}")
@@ -89,3 +92,71 @@ def test_home_relative_paths(tmp_path, monkeypatch):
     (tmp_path / "mine.json").write_text(json.dumps([{"title": "T", "context": "C", "questions": [
         {"question": "q", "answer": "a"}]}]))
     assert load_passages("~/mine.json")[0].title == "T"
+
+
+ROWS = [{"title": "T1", "context": "C1", "question": "q1", "answer": "a1"},
+        {"title": "T1", "context": "C1", "question": "q2", "answer": "a2"},
+        {"title": "T2", "context": "C2", "question": "q3", "answer": "a3"}]
+GROUPED = [("T1", "C1", [("q1", "a1"), ("q2", "a2")]), ("T2", "C2", [("q3", "a3")])]
+
+
+def shape(passages):
+    return [(p.title, p.context, [(q.question, q.answer) for q in p.questions]) for p in passages]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl", ".csv", ".parquet"])
+def test_one_row_per_question_files_are_grouped_by_passage(tmp_path, suffix):
+    import pandas as pd
+
+    path = tmp_path / f"questions{suffix}"
+    table = pd.DataFrame(ROWS)
+    {".json": lambda: path.write_text(json.dumps(ROWS)), ".jsonl": lambda: table.to_json(path, orient="records", lines=True),
+     ".csv": lambda: table.to_csv(path, index=False), ".parquet": lambda: table.to_parquet(path)}[suffix]()
+    assert shape(load_passages(path)) == GROUPED
+    assert len(load_passages(path, limit=1)) == 1
+
+
+def test_by_passage_json_lines_and_renamed_columns(tmp_path):
+    nested = tmp_path / "passages.jsonl"
+    nested.write_text("\n".join(json.dumps({"title": t, "context": c, "questions": [{"question": q, "answer": a}
+                                                                                   for q, a in qa]})
+                                for t, c, qa in GROUPED) + "\n")
+    assert shape(load_passages(nested)) == GROUPED
+    renamed = tmp_path / "mine.csv"
+    import pandas as pd
+
+    pd.DataFrame([{"passage": r["context"], "q": r["question"], "gold": r["answer"]} for r in ROWS]).to_csv(renamed, index=False)
+    got = load_passages(f"{renamed}?context=passage&question=q&answer=gold")
+    assert [(c, qa) for _, c, qa in shape(got)] == [(c, qa) for _, c, qa in GROUPED]
+    assert got[0].title == "C1"  # no title column: the context's first words
+    with pytest.raises(DataError, match=r"mine.csv: row 0 has no column 'context' \(columns: passage, q, gold\); name the"):
+        load_passages(renamed)
+    with pytest.raises(DataError, match="unknown column role 'gold'; name columns for context, question, answer, title"):
+        load_passages(f"{renamed}?gold=answer")
+
+
+def test_a_saved_hugging_face_dataset_with_a_split_and_squads_answers(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    squad_like = [{"title": r["title"], "context": r["context"], "question": r["question"],
+                   "answers": {"text": [r["answer"]], "answer_start": [0]}} for r in ROWS]
+    datasets.DatasetDict({"train": datasets.Dataset.from_list(squad_like[:1]),
+                          "validation": datasets.Dataset.from_list(squad_like)}).save_to_disk(tmp_path / "saved")
+    assert shape(load_passages(tmp_path / "saved")) == GROUPED  # validation when no split is named
+    assert [p.title for p in load_passages(f"{tmp_path / 'saved'}:train")] == ["T1"]
+    with pytest.raises(DataError, match="no split 'test'; it has train, validation"):
+        load_passages(f"{tmp_path / 'saved'}:test")
+    files = tmp_path / "files"
+    files.mkdir()
+    datasets.Dataset.from_list(squad_like).to_parquet(str(files / "train.parquet"))
+    assert shape(load_passages(files)) == GROUPED  # a folder of data files, as load_dataset reads it
+
+
+def test_squad_is_a_name_not_a_path(monkeypatch, tmp_path):
+    import seal_kit.data as data
+
+    asked = []
+    monkeypatch.setattr(data, "_local_squad", lambda: None)
+    monkeypatch.setattr(data, "_read_dataset", lambda name, split: asked.append((name, split)) or ROWS)
+    assert shape(load_passages("squad")) == GROUPED and asked == [("rajpurkar/squad", "validation")]
+    load_passages("squad:train")
+    assert asked[-1] == ("rajpurkar/squad", "train")

@@ -22,6 +22,17 @@ def test_parameters_per_notebook():
     assert small["MODEL"] == "Qwen/Qwen2.5-0.5B-Instruct" and "DATA" not in small  # 04 has no DATA parameter
 
 
+def test_profiles_name_their_data_never_a_path_into_this_repositorys_surroundings():
+    from seal_kit.data import BUILTIN, REFERENCE_SETS
+
+    for name in profiles.names():
+        for notebook in ("02_knowledge_incorporation", "03_rest_em", "05_continued_pretraining", "06_forgetting"):
+            values = profiles.parameters(name, notebook)
+            for key in ("DATA", "EVAL_DATA"):
+                if values.get(key) is not None:
+                    assert values[key] in (BUILTIN, "squad", *REFERENCE_SETS), (name, notebook, key, values[key])
+
+
 @pytest.mark.parametrize("text, message", [
     ("parameter: {K: 1}\n", "unknown key 'parameter'"),
     ("parameters: {KK: 1}\n", "parameter 'KK' is in no notebook"),
