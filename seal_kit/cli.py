@@ -7,6 +7,7 @@
     seal-kit sweep --grid sweeps/prompt_ablation.yaml            # notebook, fixed parameters and grid from YAML
     seal-kit sweep --grid prompt_ablation                        # a sweep file the kit ships, by name
     seal-kit notebooks my-seal                                   # copy the notebooks out, to open in JupyterLab
+    seal-kit export outputs/runs/<run> exported --merged         # a ReST-EM run's generator (peft) and self-edits (datasets)
     seal-kit runs                                                # every run under outputs/ with its status
     seal-kit profiles                                            # the run profiles and what each is for
     seal-kit profiles show paper 03                              # the parameters 03 runs with under a profile, as YAML
@@ -165,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     copy.add_argument("folder", help="where to put them (created if missing)")
     copy.add_argument("--force", action="store_true", help="overwrite notebooks already there (your edits are lost)")
 
+    out = sub.add_parser("export", help="a ReST-EM run's generator as a peft adapter, its self-edits as a dataset")
+    out.add_argument("run_dir", help="the run directory of a 03_rest_em (or 04_arc_few_shot) run")
+    out.add_argument("out", help="where adapter/, dataset/ (and merged/) go")
+    out.add_argument("--merged", action="store_true", help="also the base model with the adapter folded in")
+    out.add_argument("--push-to-hub", metavar="REPO", help="upload the adapter to REPO and the dataset to REPO-self-edits")
+
     listing = sub.add_parser("runs", help="list run directories with their status")
     listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
 
@@ -214,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             for path in copy_notebooks(args.folder, force=args.force):
                 print(path)
             print(f"open them with:  jupyter lab {args.folder}   (runs go to {Path(args.folder) / 'outputs'})")
+            return 0
+        if args.command == "export":
+            from .export import export
+
+            for what, where in export(args.run_dir, args.out, merged=args.merged, push_to_hub=args.push_to_hub).items():
+                print(f"{what}: {where}")
             return 0
         if args.command == "grade-agreement":
             print(json.dumps(_grade_agreement(args.file, args.grader, args.limit)))
