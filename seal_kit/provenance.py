@@ -81,4 +81,14 @@ def model_facts(model) -> dict:
             "weights_sha256": weights_hash(folder) if name and folder.is_dir() else None,
             "device": str(parameter.device) if parameter is not None else None,
             "dtype": str(parameter.dtype).removeprefix("torch.") if parameter is not None else None,
-            "parameters": sum(p.numel() for p in base.parameters())}
+            "parameters": sum(p.numel() for p in base.parameters()),
+            "attn_implementation": getattr(base.config, "_attn_implementation", None),
+            "quantization": _plain(getattr(base.config, "quantization_config", None))}
+
+
+def _plain(config):
+    """A quantization config as JSON-ready values (None when the model is not quantised)."""
+    if config is None:
+        return None
+    values = config.to_dict() if hasattr(config, "to_dict") else dict(config)
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else str(v) for k, v in values.items()}

@@ -18,6 +18,8 @@ import difflib
 import hashlib
 import itertools
 import json
+import os
+import queue
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -99,11 +101,12 @@ class RunResult:
 
 
 def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None = None,
-            progress: bool = False) -> RunResult:
+            progress: bool = False, placement: dict | None = None) -> RunResult:
     """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished.
     Relative file paths among the parameters are taken from the current directory, as `run_dir` is.
     A parameter the notebook lacks is refused (ValueError) before anything runs; a run directory that is
-    a file or cannot be written is a failed result naming it."""
+    a file or cannot be written is a failed result naming it. `placement` (DEVICE, THREADS: where a sweep
+    puts this run) is passed to the notebook beside `parameters` but is not part of what the run is."""
     path, run_dir = find_notebook(notebook), Path(run_dir).resolve()
     parameters = resolve_paths(dict(parameters or {}))
     check_parameters(path, parameters)
@@ -132,12 +135,12 @@ def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None =
                 claim(run_dir).release()
             except RunBusy:
                 return RunResult(str(run_dir), parameters, "failed", 0.0, busy)
-            return _execute(path, run_dir, parameters, progress)
+            return _execute(path, run_dir, parameters, progress, placement or {})
     except Timeout:
         return RunResult(str(run_dir), parameters, "failed", 0.0, busy)
 
 
-def _execute(path: Path, run_dir: Path, parameters: dict, progress: bool) -> RunResult:
+def _execute(path: Path, run_dir: Path, parameters: dict, progress: bool, placement: dict) -> RunResult:
     import papermill  # heavy import: only when a run starts
 
     (run_dir / FAILED).unlink(missing_ok=True)
@@ -146,7 +149,7 @@ def _execute(path: Path, run_dir: Path, parameters: dict, progress: bool) -> Run
         # A checkout's notebooks run in notebooks/ (as JupyterLab opens them); an installed kit's where it was called.
         cwd = Path.cwd() if INSTALLED and path.is_relative_to(NOTEBOOKS) else path.parent
         papermill.execute_notebook(str(path), str(run_dir / path.name), cwd=str(cwd), progress_bar=progress,
-                                   parameters={**parameters, "RUN_DIR": str(run_dir)})
+                                   parameters={**placement, **parameters, "RUN_DIR": str(run_dir)})
     except Exception as err:  # a failed run is a result, not the end of the sweep
         cell = getattr(err, "cell_index", None)  # papermill's PapermillExecutionError knows it
         cell = _failed_cell(run_dir / path.name) if cell is None else cell
@@ -212,7 +215,7 @@ def load_grid(path: str | Path) -> tuple[str | None, list[dict]]:
 
 def run_name(parameters: dict, varying: list[str]) -> str:
     """A stable directory name from the varying parameters (a short hash keeps long values unique)."""
-    shown = "_".join(f"{k}={parameters[k]}" for k in varying) or "run"
+    shown = "_".join(f"{k}={parameters[k]}" for k in varying if k in parameters) or "run"
     slug = re.sub(r"[^A-Za-z0-9=.+-]+", "-", shown).strip("-")[:80]
     digest = hashlib.sha1(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:6]
     return f"{slug}-{digest}"
@@ -252,10 +255,27 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def placements(jobs: int, notebook: str | Path) -> list[dict]:
+    """Where each of `jobs` runs at a time goes: a GPU each in turn (DEVICE cuda:i) when there are GPUs,
+    else an equal share of the CPU cores (THREADS), so that the kernels do not fight over them. Empty for
+    one job at a time, or a notebook without these parameters."""
+    known = set(notebook_parameters(notebook))
+    if jobs == 1 or not {"DEVICE", "THREADS"} <= known:
+        return [{}] * jobs
+    import torch
+
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus:
+        return [{"DEVICE": f"cuda:{i % gpus}"} for i in range(jobs)]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return [{"THREADS": max(1, cores // jobs)} for _ in range(jobs)]
+
+
 def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path, jobs: int = 1,
           progress: bool = True) -> pd.DataFrame:
-    """Run `notebook` once per parameter set (`jobs` at a time), each in `out_dir/<name>`; finished runs
-    are skipped. Writes and returns the summary table."""
+    """Run `notebook` once per parameter set (`jobs` at a time, each placed by `placements` unless its
+    parameters say DEVICE or THREADS), each in `out_dir/<name>`; finished runs are skipped. Writes and
+    returns the summary table."""
     if jobs < 1 or not parameter_sets:
         raise ValueError(f"sweep needs jobs >= 1 and at least one parameter set; got {jobs} and {len(parameter_sets)}")
     from tqdm.auto import tqdm
@@ -270,11 +290,18 @@ def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path,
         raise ValueError("sweep: two parameter sets are identical; each run needs its own parameters")
     bar = tqdm(total=len(dirs), desc=f"sweep {find_notebook(notebook).stem}", disable=not progress)
 
+    slots = queue.Queue()
+    for place in placements(jobs, notebook):
+        slots.put(place)
+
     def one(args):
+        place = slots.get()  # a free device or share of cores, given back when the run ends
         try:
-            result = execute(notebook, *args)
+            result = execute(notebook, *args, placement={k: v for k, v in place.items() if k not in args[1]})
         except Exception as err:  # one point's trouble fails that point alone; the summary is still written
             result = RunResult(str(args[0]), args[1], "failed", 0.0, f"{type(err).__name__}: {err}")
+        finally:
+            slots.put(place)
         bar.update(1)
         bar.set_postfix(last=result.status)
         return result

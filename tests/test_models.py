@@ -66,3 +66,35 @@ def test_two_processes_convert_into_a_fresh_cache_without_racing(tmp_path):
     folder = tmp_path / "models" / "SmolLM2-135M-Instruct"
     assert {o[0].strip() for o in outs} == {str(folder)}
     assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct.lock"]
+
+
+def test_a_device_or_model_option_that_cannot_be_is_refused_naming_it():
+    with pytest.raises(ValueError, match="DEVICE='tpu' is no device; give None"):
+        pick_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="DEVICE='cuda:1' but torch sees no CUDA GPU"):
+            pick_device("cuda:1")
+        with pytest.raises(ValueError, match="load_in_4bit quantises with bitsandbytes, which needs a CUDA GPU"):
+            load_model("embedded", device="cpu", options={"load_in_4bit": True})
+    if not (torch.backends.mps.is_available()):
+        with pytest.raises(ValueError, match="DEVICE='mps' but Apple's Metal backend is not available"):
+            pick_device("mps")
+    with pytest.raises(ValueError, match="MODEL_KWARGS: unknown option 'revison'; accepted: revision, trust_remote_code"):
+        load_model("tiny", options={"revison": "main"})
+    with pytest.raises(ValueError, match="THREADS must be a positive number"):
+        load_model("tiny", threads=0)
+
+
+def test_model_options_reach_from_pretrained_and_threads_torch():
+    before = torch.get_num_threads()
+    try:
+        model, _ = load_model("embedded", device="cpu", threads=1,
+                              options={"attn_implementation": "eager", "dtype": "bfloat16"})
+        assert torch.get_num_threads() == 1
+        assert model.config._attn_implementation == "eager" and model.dtype == torch.bfloat16
+        from seal_kit.provenance import model_facts
+
+        facts = model_facts(model)
+        assert facts["attn_implementation"] == "eager" and facts["dtype"] == "bfloat16" and facts["quantization"] is None
+    finally:
+        torch.set_num_threads(before)

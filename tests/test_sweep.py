@@ -255,3 +255,31 @@ def test_run_takes_parameters_from_a_yaml_file_under_explicit_values(notebook, t
     (tmp_path / "bad.yaml").write_text("- X\n")
     assert cli.main(["run", str(notebook), "-f", str(tmp_path / "bad.yaml")]) == 2
     assert "bad.yaml: expected a mapping of parameter names" in capsys.readouterr().err
+
+
+def test_jobs_run_side_by_side_get_their_share_of_the_cores_or_a_gpu_each(tmp_path, monkeypatch):
+    import torch
+
+    from seal_kit import sweep as sweeping
+
+    params = new_code_cell("X = 1\nDEVICE = None\nTHREADS = None\nRUN_DIR = None")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[params, new_code_cell(
+        "import json, pathlib\npathlib.Path(RUN_DIR, 'metrics.json').write_text(json.dumps({'device': DEVICE, 'threads': THREADS}))")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    placed = tmp_path / "placed.ipynb"
+    nbformat.write(nb, placed)
+    monkeypatch.setattr(sweeping.os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    table = sweep(placed, [{"X": 1}, {"X": 2}, {"X": 3, "THREADS": 1}], tmp_path / "cpu", jobs=2, progress=False)
+    assert list(table["metrics.threads"]) == [2, 2, 1]  # 4 cores, 2 at a time; a THREADS given wins
+    assert table["metrics.device"].isna().all()
+    again = sweep(placed, [{"X": 1}, {"X": 2}, {"X": 3, "THREADS": 1}], tmp_path / "cpu", jobs=1, progress=False)
+    assert list(again.status) == ["skipped"] * 3  # where a run ran is not what it is
+    assert sweeping.placements(1, placed) == [{}]
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    table = sweep(placed, [{"X": 1}, {"X": 2}], tmp_path / "gpu", jobs=2, progress=False)
+    assert sorted(table["metrics.device"]) == ["cuda:0", "cuda:1"] and table["metrics.threads"].isna().all()
+    assert sweeping.placements(3, placed) == [{"DEVICE": "cuda:0"}, {"DEVICE": "cuda:1"}, {"DEVICE": "cuda:0"}]
