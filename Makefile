@@ -12,7 +12,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.seal-kit-installed
 TEST_STAMP := $(VENV)/.seal-kit-test-installed
 
-.PHONY: setup model demo notebook rest-em arc test clean-venv
+.PHONY: setup model demo notebook rest-em arc test lint clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ rest-em:
 
 arc:
 	@$(MAKE) --no-print-directory notebook NB=04_arc_few_shot
+
+# ruff and nbstripout, as .pre-commit-config.yaml runs them before a commit.
+lint: $(TEST_STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 test: model $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

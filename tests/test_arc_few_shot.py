@@ -107,7 +107,7 @@ def test_valid_edit_trains_on_augmented_tasks_with_output_only_loss(setting):
     # output-only: the loss covers exactly the answer grid (and EOS), found by tokenizing prompt and answer apart
     (prompt, answer), = job.examples[:1]
     ids, labels = setting.inner.encode([(prompt, answer)])[0]
-    learned = [t for t, l in zip(ids, labels) if l != -100]
+    learned = [t for t, label in zip(ids, labels) if label != -100]
     assert setting.tokenizer.decode(learned, skip_special_tokens=True).strip() == answer
     scored = setting.score_job(task, job, seed=0)
     assert scored["steps"] == 2 * len(job.examples) and all(loss == loss for loss in scored["losses"])
@@ -118,7 +118,7 @@ def test_all_tokens_strategy_trains_on_whole_texts(setting):
     job = setting.config_job(SMALL[0], TTTConfig(strategy="all_tokens"))
     assert all(isinstance(e, str) for e in job.examples)
     ids, labels = setting.inner.encode(job.examples[:1])[0]
-    assert all(l != -100 for l in labels)
+    assert all(label != -100 for label in labels)
 
 
 def test_examples_longer_than_max_length_are_dropped_not_cut(setting):
@@ -295,7 +295,7 @@ def test_reference_test_time_training_in_its_chat_layout(reference):
     assert prompt.startswith("<|im_start|>system") and prompt.endswith("<|im_start|>assistant\n")
     assert " -> " in prompt and "]]#\n" in prompt and answer.endswith("]]#") and list_text_to_grid(answer) is not None
     ids, labels = reference.inner.encode([(prompt, answer)])[0]
-    learned = [t for t, l in zip(ids, labels) if l != -100]
+    learned = [t for t, label in zip(ids, labels) if label != -100]
     assert reference.tokenizer.decode(learned, skip_special_tokens=True).strip() == answer
     trained = reference.inner.train(job.examples, seed=0, **job.overrides)
     assert trained.steps == 2 * -(-len(job.examples) // 2)  # batch 2

@@ -313,7 +313,7 @@ def test_a_papermill_run_shows_its_plots_when_opened_without_running(lab, page):
                                progress_bar=False, parameters={"SMOKE": True, "MODEL": "tiny", "K": 1,
                                                                "RUN_DIR": str(saved.parent / "run")})
     open_notebook(page, lab, saved)
-    plot = visible_plot(cells(page).locator(".jp-RenderedPlotly").first, "01-saved-notebook-in-jupyterlab")
+    visible_plot(cells(page).locator(".jp-RenderedPlotly").first, "01-saved-notebook-in-jupyterlab")
     counts = [c["count"] for c in page.evaluate(PANEL_STATE)["cells"] if c["type"] == "code"]
     assert counts == [c.execution_count for c in nbformat.read(saved, as_version=4).cells if c.cell_type == "code"]
 
