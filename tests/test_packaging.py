@@ -74,3 +74,15 @@ def test_the_wheel_works_on_its_own_outside_the_repository(tmp_path):
     assert "finished" in said
     assert json.loads((work / "runs" / "quick" / "metrics.json").read_text())
     assert not list(work.glob("nb/outputs")) and not (ROOT / "runs").exists()
+
+
+def test_the_readme_opens_with_its_pictures_small_and_present():
+    readme = (ROOT / "README.md").read_text()
+    front = readme.split("## Quickstart")[0]
+    pictures = [line.split("](")[1].rstrip(")") for line in front.splitlines() if line.startswith("![")]
+    assert pictures == ["docs/img/review-widget.png", "docs/img/reward-curve.png"]
+    for picture in pictures:
+        data = (ROOT / picture).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 100_000, picture
+    assert "@article{zweiger2025seal" in front and "arxiv.org/abs/2506.10943" in front
+    assert "../shared" not in readme  # no path that only exists beside our checkout
