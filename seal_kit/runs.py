@@ -123,6 +123,7 @@ def _plain(obj):
 class Run:
     path: Path
     finished_before: bool = False  # start_run reopened a finished run: its results are read back
+    tracker: object = None  # a seal_kit.tracking.Tracker the run's numbers also go to (start_run's `tracker`)
 
     def __str__(self) -> str:
         return str(self.path) + (" (finished before: its results are read back, nothing is computed again)"
@@ -186,8 +187,17 @@ class Run:
                 warnings.warn(f"{self.path}: the metrics recomputed from this finished run's records differ from "
                               f"those saved: {'; '.join(changes)}", stacklevel=2)
         written = self.write_json(METRICS, metrics)
+        if self.tracker is not None:
+            self.tracker.log(metrics)
+            self.tracker.finish()
+            self.tracker = None
         run_lock(self.path).release(force=True)  # finished: others may open it to look
         return written
+
+    def track(self, values: dict, step: int | None = None) -> None:
+        """Send the numbers among `values` to the run's tracker, if it has one (see seal_kit.tracking)."""
+        if self.tracker is not None:
+            self.tracker.log(values, step=step)
 
 
 class AppendLog:
@@ -423,14 +433,20 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 
 def start_run(name: str, run_dir: str | Path | None = None, config: dict | None = None,
-              overwrite: bool = False) -> Run:
+              overwrite: bool = False, tracker: str | None = None) -> Run:
     """Create a run directory and write its resolved config.yaml, or reopen one started with this config.
 
     Reopening resumes an unfinished run and shows a finished one (`finished_before`): the logs hold what
     was computed. Another config is refused with a ValueError listing the keys that differ (a run mixing
     two configs would compare nothing). `overwrite=True` starts the directory afresh with the new
     config, deleting the previous run's records (executed notebooks stay: papermill may be writing one
-    there)."""
+    there). `tracker` ("trackio", "wandb", "mlflow") also sends the run's numbers there (not when a
+    finished run is only shown); it is not part of the config: where numbers are watched is not what ran."""
+    if tracker is not None:
+        from .tracking import TRACKERS
+
+        if tracker not in TRACKERS:
+            raise ValueError(f"TRACKER={tracker!r}: choose None or one of {', '.join(TRACKERS)}")
     path = check_run_dir(run_dir) if run_dir else new_run_path(name)
     claim(path)  # first: nothing here is read or written while another process works in the run
     try:
@@ -440,6 +456,14 @@ def start_run(name: str, run_dir: str | Path | None = None, config: dict | None 
         raise
     if run.finished_before:  # shown, not run: another process may look at it too
         run_lock(path).release()
+    elif tracker is not None:
+        from .tracking import Tracker
+
+        try:
+            run.tracker = Tracker(tracker, path.name, _plain(config or {}))
+        except BaseException:
+            run_lock(path).release()
+            raise
     return run
 
 
