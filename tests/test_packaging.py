@@ -86,3 +86,10 @@ def test_the_readme_opens_with_its_pictures_small_and_present():
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 100_000, picture
     assert "@article{zweiger2025seal" in front and "arxiv.org/abs/2506.10943" in front
     assert "../shared" not in readme  # no path that only exists beside our checkout
+
+
+def test_the_environment_has_no_broken_requirements():
+    """The embedded model's wheel is a file in the cache, not an installed package whose llama.cpp
+    requirements `pip check` would miss."""
+    done = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
