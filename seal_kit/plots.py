@@ -79,6 +79,21 @@ ARC_COLORS = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", 
 
 
 @_figure
+def strength_map(summary: pd.DataFrame, title: str = "Where self-edits help: accuracy per inner loop") -> go.Figure:
+    """Grouped bars: one group per inner-loop setting, one bar per condition, 95% intervals as whiskers
+    (the table `seal_kit.strength_map.summarize` returns)."""
+    fig = go.Figure()
+    for condition in dict.fromkeys(summary.condition):
+        part = summary[summary.condition == condition]
+        fig.add_trace(go.Bar(name=condition, x=part.setting, y=part.accuracy, error_y=dict(
+            type="data", symmetric=False, array=part.ci_high - part.accuracy, arrayminus=part.accuracy - part.ci_low)))
+    fig.update_layout(title=title, barmode="group", template="plotly_white", height=420,
+                      yaxis=dict(title="accuracy (mean of per-passage, 95% CI)", tickformat=".0%"),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+@_figure
 def arc_grids(grids: dict, title: str = "") -> go.Figure:
     """ARC grids side by side as heatmaps in ARC colours; a None grid (no prediction) leaves its panel empty."""
     from plotly.subplots import make_subplots

@@ -187,10 +187,10 @@ def grid_runs(grid: dict[str, list], fixed: dict | None = None) -> list[dict]:
     return [{**(fixed or {}), **dict(zip(keys, combo))} for combo in itertools.product(*(grid[k] for k in keys))]
 
 
-def load_grid(path: str | Path) -> tuple[str | None, list[dict]]:
+def load_grid(path: str | Path, grid: dict | None = None, overrides: dict | None = None) -> tuple[str | None, list[dict]]:
     """A sweep file: `notebook` (optional), `parameters` (fixed), and `grid` (key -> list, the product)
     and/or `runs` (a list of parameter dicts), by path or by the name of one the kit ships ("prompt_ablation").
-    Returns (notebook, parameter sets)."""
+    `grid` replaces the file's grid; `overrides` go into every set. Returns (notebook, parameter sets)."""
     shipped = SWEEPS / f"{Path(path).name.removesuffix('.yaml')}.yaml"
     if not Path(path).is_file():
         if not shipped.is_file():
@@ -202,9 +202,10 @@ def load_grid(path: str | Path) -> tuple[str | None, list[dict]]:
     unknown = sorted(set(spec) - known) if isinstance(spec, dict) else ["(not a mapping)"]
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; a sweep file has {', '.join(sorted(known))}")
-    fixed = spec.get("parameters") or {}
-    sets = grid_runs(spec["grid"], fixed) if spec.get("grid") else []
-    sets += [{**fixed, **r} for r in spec.get("runs") or []]
+    fixed = {**(spec.get("parameters") or {}), **(overrides or {})}
+    grid = spec.get("grid") if grid is None else grid
+    sets = grid_runs(grid, fixed) if grid else []
+    sets += [{**fixed, **r, **(overrides or {})} for r in spec.get("runs") or []]
     if not sets:
         raise ValueError(f"{path}: no runs; give `grid:` (key: [values]) and/or `runs:` (a list of parameter sets)")
     notebook = spec.get("notebook")

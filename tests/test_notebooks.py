@@ -444,3 +444,18 @@ def test_a_resume_onto_data_edited_since_is_refused(tmp_path):
     with pytest.raises(papermill.PapermillExecutionError, match=r"Changed: data\.tesk-valley: "):
         run_notebook("02_knowledge_incorporation.ipynb", run_dir, MODEL="tiny", DATA=str(data), K=1)
     assert {p: p.read_bytes() for p in run_dir.rglob("*.jsonl")} == logs
+
+
+@pytest.mark.slow
+def test_the_inner_loop_map_runs_its_points_and_plots_them(tmp_path):
+    """Smoke: two inner-loop settings on the tiny model, run from the notebook into its folder, then read."""
+    papermill.execute_notebook(str(NOTEBOOKS / "07_inner_loop_map.ipynb"), str(tmp_path / "07.ipynb"), cwd=str(NOTEBOOKS),
+                               progress_bar=False, parameters={"SMOKE": True, "RUN_DIR": str(tmp_path / "map")})
+    summary = pd.read_csv(tmp_path / "map" / "map_summary.csv")
+    assert sorted(set(summary.setting)) == ["builtin, lr 0.0001", "builtin, lr 0.001"]
+    assert list(summary.condition[:3]) == ["base", "passage", "own self-edit"]
+    assert (summary.ci_low <= summary.accuracy).all() and (summary.accuracy <= summary.ci_high).all()
+    assert (summary.n_passages == 2).all() and summary.gain_over_passage.notna().sum() == 2
+    assert (tmp_path / "map" / "map.html").exists()
+    runs_there = sorted(p.name.split("-")[0] for p in (tmp_path / "map").iterdir() if p.is_dir())
+    assert len(runs_there) == 2 and all((p / "metrics.json").exists() for p in (tmp_path / "map").iterdir() if p.is_dir())

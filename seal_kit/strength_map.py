@@ -1,0 +1,106 @@
+"""The inner-loop strength map: where do self-edits help? Reads a sweep of knowledge runs (notebook 02).
+
+    from seal_kit.strength_map import read_map, summarize
+    per_passage = read_map("outputs/sweeps/inner-loop-map")   # one row per (setting, seed, condition, passage)
+    table = summarize(per_passage)                             # accuracy [95% CI] per setting and condition,
+                                                               # and each condition's paired gain over passage-only
+
+A setting is an inner loop (learning rate, epochs, target modules, schedule, padding: what the sweep
+varied besides SEED and SELF_EDITS). Each run of the sweep scores base, passage-only and one self-edit
+condition (its SELF_EDITS: the model's own, or the paper's GPT-4.1 edits) on the same passages with the
+same seed; base and passage-only come from every run of a setting and seed alike (same inner loop, same
+seed), so they are read from the first. Seeds are averaged per passage before the bootstrap over passages.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .stats import bootstrap_interval
+
+SETTING = ["DATA", "INNER_LR", "EPOCHS", "INNER_TARGETS", "LR_SCHEDULE", "PAD_TO", "MAX_GRAD_NORM", "BATCH_SIZE"]
+NAMES = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
+         "seal-reference:base": "Qwen-7B self-edit", "seal-reference:iter2": "SEAL self-edit"}
+ORDER = ["base", "passage", *NAMES.values()]
+
+
+def _setting(parameters: dict) -> str:
+    shown = []
+    for key in SETTING:
+        if key in parameters:
+            value = parameters[key]
+            shown.append(f"lr {float(value):g}" if key == "INNER_LR" else f"{value} epochs" if key == "EPOCHS"
+                         else str(value) if key == "DATA" else f"{key.lower()} {value}")
+    return ", ".join(shown) or "defaults"
+
+
+def read_map(folder: str | Path) -> pd.DataFrame:
+    """Every finished knowledge run below `folder`, as rows (setting, seed, condition, passage_id, accuracy,
+    answer_words, recites_passage); runs of other notebooks and unfinished ones are left out."""
+    rows = []
+    for metrics_path in sorted(Path(folder).rglob("metrics.json")):
+        run = metrics_path.parent
+        table_path = run / "per_passage_accuracy.parquet"
+        timing = run / "execution.json"
+        if not table_path.exists() or not timing.exists():
+            continue
+        parameters = json.loads(timing.read_text())["parameters"]
+        metrics = json.loads(metrics_path.read_text())
+        table = pd.read_parquet(table_path)
+        for condition in [c for c in table.columns if c != "passage_id" and not c.endswith("_best")]:
+            style = metrics.get("conditions", {}).get(condition, {})
+            rows += [{"setting": _setting(parameters), "seed": parameters.get("SEED", 0), "run": run.name,
+                      "condition": NAMES.get(condition, condition), "passage_id": pid, "accuracy": float(acc),
+                      "answer_words": style.get("answer_words"), "recites_passage": style.get("recites_passage")}
+                     for pid, acc in zip(table.passage_id, table[condition])]
+    if not rows:
+        raise FileNotFoundError(f"{folder}: no finished knowledge runs (metrics.json with per_passage_accuracy) "
+                                "below it; run the sweep first (seal-kit sweep --grid inner_loop_map --out ...)")
+    frame = pd.DataFrame(rows)
+    # base and passage-only are in every run of a setting and seed: keep the first run's
+    first = frame.groupby(["setting", "seed", "condition"]).run.transform("first")
+    return frame[frame.run == first].reset_index(drop=True)
+
+
+def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Per setting and condition: accuracy (seeds averaged per passage, then the mean over passages) with
+    its bootstrap interval over passages, the paired gain over passage-only with its interval, the number
+    of passages and seeds, words per answer and the share of answers reciting the passage."""
+    out = []
+    for setting, group in per_passage.groupby("setting", sort=False):
+        wide = group.pivot_table(index="passage_id", columns="condition", values="accuracy", aggfunc="mean")
+        seeds = group.groupby("condition").seed.nunique()
+        for condition in [c for c in ORDER if c in wide.columns] + [c for c in wide.columns if c not in ORDER]:
+            values = wide[condition].dropna()
+            low, high = bootstrap_interval(values.to_numpy(), level=level)
+            row = {"setting": setting, "condition": condition, "accuracy": values.mean(), "ci_low": low,
+                   "ci_high": high, "n_passages": len(values), "n_seeds": int(seeds[condition])}
+            if condition not in ("base", "passage") and "passage" in wide.columns:
+                diff = (wide[condition] - wide["passage"]).dropna().to_numpy()
+                row["gain_over_passage"], (row["gain_low"], row["gain_high"]) = diff.mean(), bootstrap_interval(diff, level=level)
+            style = group[group.condition == condition]
+            row["answer_words"] = style.answer_words.astype(float).mean()
+            row["recites_passage"] = style.recites_passage.astype(float).mean()
+            out.append(row)
+    return pd.DataFrame(out)
+
+
+def ordered(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per setting: whether base < passage < self-edit holds with intervals that do not overlap."""
+    rows = []
+    for setting, group in summary.groupby("setting", sort=False):
+        by = group.set_index("condition")
+        for condition in [c for c in by.index if c not in ("base", "passage")]:
+            if {"base", "passage"} <= set(by.index):
+                separated = (by.at["base", "ci_high"] < by.at["passage", "ci_low"]
+                             and by.at["passage", "ci_high"] < by.at[condition, "ci_low"])
+                rows.append({"setting": setting, "self-edits": condition,
+                             "base < passage < self-edit": bool(by.at["base", "accuracy"] < by.at["passage", "accuracy"]
+                                                                < by.at[condition, "accuracy"]),
+                             "intervals apart": bool(separated),
+                             "self-edit beats passage (paired CI above 0)": bool(by.at[condition, "gain_low"] > 0)
+                             if not np.isnan(by.at[condition, "gain_low"]) else False})
+    return pd.DataFrame(rows)
