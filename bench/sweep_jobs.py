@@ -28,12 +28,15 @@ def main():
     p.add_argument("--points", type=int, default=4, help="runs per sweep (seeds 0..points-1)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--model", default="embedded")
+    p.add_argument("--skip-unplaced", action="store_true", help="leave out the all-cores-each sweep (slow: x8 measured)")
     args = p.parse_args()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     points = [{"SMOKE": True, "MODEL": args.model, "SEED": s} for s in range(args.points)]
     modes = [("one at a time", 1, {}), (f"--jobs {args.jobs}, every kernel all {cores} cores", args.jobs,
                                          {"THREADS": cores}),
              (f"--jobs {args.jobs}, placed ({max(1, cores // args.jobs)} threads each)", args.jobs, {})]
+    if args.skip_unplaced:
+        del modes[1]
     print(f"{args.points} runs of {args.notebook} (smoke sizes, {args.model}), {cores} CPU cores")
     base = None
     with tempfile.TemporaryDirectory() as folder:
