@@ -18,16 +18,10 @@ TRACKERS = ("trackio", "wandb", "mlflow")
 PROJECT = "seal-kit"
 
 
-def scalars(values: dict, prefix: str = "") -> dict[str, float]:
+def scalars(values: dict) -> dict[str, float]:
     """The numbers among nested `values`, keys dotted ({"accuracy": {"base": 0.1}} -> {"accuracy.base": 0.1})."""
-    flat = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(scalars(value, name + "."))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            flat[name] = float(value)
-    return flat
+    return {key: float(value) for key, value in _flat(values).items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
 
 
 class Tracker:
