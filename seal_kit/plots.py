@@ -160,13 +160,21 @@ def loss_curves(curves: dict[str, list[float]], title: str = "Inner-loop loss") 
 
 
 @_figure
-def reward_curve(rounds: pd.DataFrame, title: str = "ReST-EM: reward over rounds") -> go.Figure:
-    """Mean and best-of-K reward on training contexts, held-out accuracy, and the base model's lines."""
+def reward_curve(rounds: pd.DataFrame, title: str = "ReST-EM: reward over rounds",
+                 held_out: pd.DataFrame | None = None) -> go.Figure:
+    """Mean and best-of-K reward on training contexts, held-out accuracy, and the base model's lines;
+    with `held_out` (RestEM.held_out_accuracy) the held-out accuracy carries its interval as error bars."""
     x = rounds["round"].tolist()
+    error = None
+    if held_out is not None and len(held_out):
+        bounds = held_out.set_index("round").reindex(x)
+        error = dict(type="data", symmetric=False, array=(bounds.high - bounds.accuracy).tolist(),
+                     arrayminus=(bounds.accuracy - bounds.low).tolist())
     fig = go.Figure([
         go.Scatter(x=x, y=rounds["mean_reward"], mode="lines+markers", name="mean reward (train)"),
         go.Scatter(x=x, y=rounds["best_reward"], mode="lines+markers", name="best of K (train)"),
-        go.Scatter(x=x, y=rounds["eval_accuracy"], mode="lines+markers", name="held-out accuracy"),
+        go.Scatter(x=x, y=rounds["eval_accuracy"], mode="lines+markers", error_y=error,
+                   name="held-out accuracy" + (" (95% interval)" if error else "")),
         go.Scatter(x=x, y=rounds["baseline"], mode="lines", line=dict(dash="dash"), name="baseline (train)"),
         go.Scatter(x=x, y=rounds["eval_baseline"], mode="lines", line=dict(dash="dot"), name="baseline (held-out)"),
     ])

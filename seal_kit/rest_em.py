@@ -52,6 +52,7 @@ from .reward import SelfEditTask
 from .runs import Run, fingerprint, run_lock
 from .selection import SELECTIONS, curated, load_decisions, top_fraction
 from .self_edit import SamplingConfig
+from .stats import bootstrap_interval
 
 
 @dataclass
@@ -340,7 +341,30 @@ class RestEM:
     def rounds(self) -> pd.DataFrame:
         return pd.DataFrame(self.summaries)
 
+    def held_out_accuracy(self, level: float = 0.95) -> pd.DataFrame:
+        """One row per round: held-out accuracy (self-edits written by that round's generator, averaged per
+        passage) with its bootstrap interval over held-out passages, and its gain over round 0 paired passage
+        by passage, with its interval: a round learned something when `gain_low` > 0."""
+        columns = ["round", "n_passages", "accuracy", "low", "high", "gain_over_round_0", "gain_low", "gain_high"]
+        table = self.candidates()
+        held = table[table.split == "eval"]
+        if held.empty:
+            return pd.DataFrame(columns=columns)
+        per_passage = held.groupby(["context_id", "round"]).reward.mean().unstack("round")  # passages x rounds
+        first = per_passage.columns.min()
+        rows = []
+        for r in per_passage.columns:
+            accuracy = per_passage[r].dropna()
+            paired = per_passage[[first, r]].dropna()
+            gain = paired[r] - paired[first]
+            rows.append(dict(zip(columns, (int(r), len(accuracy), float(accuracy.mean()),
+                                           *bootstrap_interval(accuracy.to_numpy(), level=level),
+                                           float(gain.mean()), *bootstrap_interval(gain.to_numpy(), level=level)))))
+        return pd.DataFrame(rows, columns=columns)
+
     def metrics(self) -> dict:
-        """For metrics.json: one entry per round (round, mean_reward, eval_accuracy, n_kept, ...)."""
+        """For metrics.json: one entry per round (round, mean_reward, eval_accuracy, n_kept, ...) and the
+        held-out accuracy per round with its interval and paired gain over round 0 (`held_out_accuracy`)."""
         return {"rounds": self.summaries, "n_train": len(self.train), "n_held_out": len(self.held_out),
-                "selection": self.config.selection}
+                "selection": self.config.selection,
+                "held_out_accuracy": self.held_out_accuracy().to_dict("records")}

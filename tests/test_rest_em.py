@@ -73,6 +73,15 @@ def test_two_rounds_on_a_tiny_model(tmp_path):
     metrics = loop.metrics()
     assert [set(m) >= {"round", "mean_reward", "eval_accuracy", "n_kept"} for m in metrics["rounds"]] == [True] * 3
     json.dumps(metrics, allow_nan=False)  # strict JSON: raises on NaN or numpy types
+    held = pd.DataFrame(metrics["held_out_accuracy"])
+    assert held["round"].tolist() == [0, 1, 2] and held.n_passages.tolist() == [2, 2, 2]
+    per_passage = table[table.split == "eval"].pivot(index="context_id", columns="round", values="reward")
+    assert held.accuracy.tolist() == pytest.approx(per_passage.mean().tolist())
+    assert held.accuracy.tolist() == pytest.approx(rounds.eval_accuracy.tolist())
+    gains = [(per_passage[r] - per_passage[0]).mean() for r in (0, 1, 2)]
+    assert held.gain_over_round_0.tolist() == pytest.approx(gains) and held.gain_over_round_0[0] == 0
+    assert (held.low <= held.accuracy + 1e-12).all() and (held.accuracy <= held.high + 1e-12).all()
+    assert (held.gain_low <= held.gain_over_round_0 + 1e-12).all()
     assert loop.run() is True and len(loop.summaries) == 3  # nothing left to do
 
 
@@ -199,7 +208,11 @@ def test_round_figures_have_the_expected_traces(tmp_path):
     curve = plots.reward_curve(rounds)
     assert [t.name for t in curve.data] == ["mean reward (train)", "best of K (train)", "held-out accuracy",
                                             "baseline (train)", "baseline (held-out)"]
-    assert list(curve.data[2].y) == [0.1, 0.25]
+    assert list(curve.data[2].y) == [0.1, 0.25] and curve.data[2].error_y.array is None
+    held = pd.DataFrame({"round": [1, 0], "accuracy": [0.25, 0.1], "low": [0.05, 0.0], "high": [0.5, 0.3]})
+    bars = plots.reward_curve(rounds, held_out=held).data[2]  # matched by round, not by row order
+    assert list(bars.error_y.array) == pytest.approx([0.2, 0.25])
+    assert list(bars.error_y.arrayminus) == pytest.approx([0.1, 0.2]) and "interval" in bars.name
     candidates = table_of({"a": [0.2, 0.6], "b": [0.0, 1.0]}).assign(round=[0, 0, 1, 1], split="train")
     boxes = plots.reward_distribution(pd.concat([candidates, candidates.assign(split="eval")]))
     assert [t.name for t in boxes.data] == ["round 0", "round 1"] and list(boxes.data[1].y) == [0.0, 1.0]
