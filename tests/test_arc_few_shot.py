@@ -3,6 +3,7 @@ import dataclasses
 import json
 import random
 
+import pandas as pd
 import pytest
 
 from seal_kit import backends
@@ -11,7 +12,7 @@ from seal_kit.arc.data import (ArcDataError, ArcTask, Example, grid_to_list_text
                                load_tasks)
 from seal_kit.arc.edit import DECODING_SCHEMA, TTTConfig
 from seal_kit.arc.few_shot import ArcConfig, ArcFewShot, inner_config
-from seal_kit.arc.results import first_draw, sampling_report, success_by_task_set
+from seal_kit.arc.results import first_draw, sampling_report, success_by_task_set, success_intervals
 from seal_kit.arc.ttt import (LEAVE_ONE_OUT_TRANSFORMS, composite, hierarchical_vote, inference_transforms,
                               leave_one_out_views, read_prediction, task_text, training_examples, vote)
 from seal_kit.generation import Generation
@@ -365,6 +366,21 @@ def test_resampling_stops_at_the_first_draw_that_parses(setting, monkeypatch):
                                  {"all": None, "reference_8": ["t0", "t1"], "none": []})
     assert by_set == {"all": {"redrawn": 2 / 3, "first_draw": 1 / 3},
                       "reference_8": {"redrawn": 0.5, "first_draw": 0.0}, "none": {"redrawn": None, "first_draw": None}}
+
+
+def test_success_intervals_average_a_tasks_configs_before_resampling_tasks():
+    pairs = pd.DataFrame({"task": ["a", "a", "b", "b", "c", "c"], "reward": [1.0, 1.0, 0.0, 1.0, 0.0, 0.0],
+                          "status": ["ok", "ok", "ok", "bad_json", "invalid_edit", "over_budget"]})
+    per_task = pd.DataFrame({"task": ["a", "b"], "reward": [1.0, 0.0]})
+    table = success_intervals({"icl": per_task, "ttt": pairs, "none": per_task.iloc[:0]}).set_index("method")
+    assert list(table.index) == ["icl", "ttt"]  # a method without rows is left out
+    assert table.at["ttt", "success"] == pytest.approx(0.5) and table.at["ttt", "n_tasks"] == 3
+    assert table.at["ttt", "n_rows"] == 6 and table.at["ttt", "valid_configs"] == pytest.approx(4 / 6)
+    assert pd.isna(table.at["icl", "valid_configs"]) and table.at["icl", "n_tasks"] == 2
+    # tasks are resampled with their configs averaged (1, 0.5, 0): every resampled mean lies in [0, 1] in
+    # steps of 1/6, and an interval from per-row resampling of six rows could not reach 1.0 the same way
+    assert 0.0 <= table.at["ttt", "low"] <= 0.5 <= table.at["ttt", "high"] <= 1.0
+    assert (table.at["icl", "low"], table.at["icl", "high"]) == (0.0, 1.0)
 
 
 def test_reference_switches_are_checked():
