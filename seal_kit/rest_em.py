@@ -355,8 +355,7 @@ class RestEM:
         rows = []
         for r in per_passage.columns:
             accuracy = per_passage[r].dropna()
-            paired = per_passage[[first, r]].dropna()
-            gain = paired[r] - paired[first]
+            gain = (per_passage[r] - per_passage[first]).dropna()  # passages scored in both rounds
             rows.append(dict(zip(columns, (int(r), len(accuracy), float(accuracy.mean()),
                                            *bootstrap_interval(accuracy.to_numpy(), level=level),
                                            float(gain.mean()), *bootstrap_interval(gain.to_numpy(), level=level)))))
