@@ -171,7 +171,7 @@ def test_rest_em_with_the_reference_settings(tmp_path):
     generator = {"grad_accumulation": 2, "schedule": "linear", "max_grad_norm": 1.0, "update": "merge"}
     metrics = run_notebook("03_rest_em.ipynb", run_dir, MODEL="tiny", ROUNDS=1, EVAL_DATA=str(elsewhere),
                            GENERATOR_ACCUMULATION=2, GENERATOR_SCHEDULE="linear", GENERATOR_MAX_GRAD_NORM=1.0,
-                           GENERATOR_UPDATE="merge", **REFERENCE_SETTINGS)
+                           GENERATOR_UPDATE="merge", FINAL_TRAIN=False, **REFERENCE_SETTINGS)
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["EVAL_DATA"] == str(elsewhere)
     assert {k: config["rest_em"]["generator"][k] for k in generator} == generator
@@ -180,6 +180,10 @@ def test_rest_em_with_the_reference_settings(tmp_path):
     assert contexts["train"] == [p.id for p in train] and contexts["held_out"] == ["corvane-ridge"]
     scored = records(run_dir / "candidates.jsonl")
     assert {r["context_id"] for r in scored if r["split"] == "eval"} == {"corvane-ridge"}
+    assert {r["round"] for r in scored if r["split"] == "train"} == {0}  # FINAL_TRAIN False: round 1 held-out only
+    held_out = {r["round"]: r for r in metrics["held_out_accuracy"]}
+    assert sorted(held_out) == [0, 1] and held_out[1]["n_passages"] == 1
+    assert held_out[1]["gain_over_round_0"] == pytest.approx(held_out[1]["accuracy"] - held_out[0]["accuracy"])
     assert_reference_settings_reached(run_dir, {p.id: p for p in train + load_passages(str(elsewhere))},
                                       records(run_dir / "round-0/self_edits.jsonl")
                                       + records(run_dir / "round-1/self_edits.jsonl"), scored)
@@ -306,6 +310,10 @@ def test_arc_few_shot(tmp_path):
     assert metrics["reference_task_ids"] == ["66e6c45b"]  # the smoke task is one of the 8 the reference scored
     assert metrics["success_by_task_set"]["reference_8"] == metrics["success_by_task_set"]["all"]
     assert metrics["sampling"]["max_attempts"] == 1 and metrics["sampling"]["train"]["draws"] == 2 * 2
+    intervals = {r["method"]: r for r in metrics["success_intervals"]}
+    assert set(intervals) == {"icl", "ttt_self_edit", "seal", "oracle"}
+    assert all(r["low"] <= metrics["success"][m] <= r["high"] and r["n_tasks"] == 1 for m, r in intervals.items())
+    assert intervals["icl"]["valid_configs"] is None and intervals["ttt_self_edit"]["valid_configs"] == 0.0
     assert exercise_check(tmp_path / "04_arc_few_shot.ipynb").startswith("✗ not done yet")
     rerun_reads_back("04_arc_few_shot.ipynb", tmp_path, MODEL="tiny")
 
