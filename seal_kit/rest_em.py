@@ -52,7 +52,7 @@ from .reward import SelfEditTask
 from .runs import Run, fingerprint, run_lock
 from .selection import SELECTIONS, curated, load_decisions, top_fraction
 from .self_edit import SamplingConfig
-from .stats import bootstrap_interval
+from .stats import mean_interval
 
 
 @dataclass
@@ -356,9 +356,8 @@ class RestEM:
         for r in per_passage.columns:
             accuracy = per_passage[r].dropna()
             gain = (per_passage[r] - per_passage[first]).dropna()  # passages scored in both rounds
-            rows.append(dict(zip(columns, (int(r), len(accuracy), float(accuracy.mean()),
-                                           *bootstrap_interval(accuracy.to_numpy(), level=level),
-                                           float(gain.mean()), *bootstrap_interval(gain.to_numpy(), level=level)))))
+            rows.append(dict(zip(columns, (int(r), len(accuracy), *mean_interval(accuracy.to_numpy(), level),
+                                           *mean_interval(gain.to_numpy(), level)))))
         return pd.DataFrame(rows, columns=columns)
 
     def metrics(self) -> dict:

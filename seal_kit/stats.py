@@ -1,8 +1,9 @@
 """Interval statistics: how far an accuracy over a few passages can be trusted.
 
-    from seal_kit.stats import bootstrap_interval
+    from seal_kit.stats import bootstrap_interval, mean_interval
     per_passage = [0.2, 0.6, 0.0, 1.0, 0.4]        # one accuracy per passage
     low, high = bootstrap_interval(per_passage)     # 95% percentile bootstrap of their mean
+    mean, low, high = mean_interval(per_passage)    # the mean beside it; for gains, pass paired differences
 
 Passages, not questions, are resampled: the questions of one passage share its adapter, so they are
 not independent draws, and a passage is the unit the paper averages over (its reported accuracy is a
@@ -34,3 +35,10 @@ def bootstrap_interval(values: Sequence[float], level: float = 0.95, resamples: 
     tail = (1 - level) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """The mean of `values` and its percentile bootstrap interval (`bootstrap_interval`'s defaults): an
+    accuracy over passages, or a gain when `values` are differences paired passage by passage."""
+    low, high = bootstrap_interval(values, level=level)  # checks `values` first
+    return float(np.mean(np.asarray(values, dtype=float))), low, high

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .stats import bootstrap_interval
+from .stats import mean_interval
 
 SETTING = ["DATA", "INNER_LR", "EPOCHS", "INNER_TARGETS", "LR_SCHEDULE", "PAD_TO", "MAX_GRAD_NORM", "BATCH_SIZE"]
 NAMES = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
@@ -75,12 +75,12 @@ def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
         seeds = group.groupby("condition").seed.nunique()
         for condition in [c for c in ORDER if c in wide.columns] + [c for c in wide.columns if c not in ORDER]:
             values = wide[condition].dropna()
-            low, high = bootstrap_interval(values.to_numpy(), level=level)
-            row = {"setting": setting, "condition": condition, "accuracy": values.mean(), "ci_low": low,
+            accuracy, low, high = mean_interval(values.to_numpy(), level)
+            row = {"setting": setting, "condition": condition, "accuracy": accuracy, "ci_low": low,
                    "ci_high": high, "n_passages": len(values), "n_seeds": int(seeds[condition])}
             if condition not in ("base", "passage") and "passage" in wide.columns:
                 diff = (wide[condition] - wide["passage"]).dropna().to_numpy()
-                row["gain_over_passage"], (row["gain_low"], row["gain_high"]) = diff.mean(), bootstrap_interval(diff, level=level)
+                row["gain_over_passage"], row["gain_low"], row["gain_high"] = mean_interval(diff, level)
             style = group[group.condition == condition]
             row["answer_words"] = style.answer_words.astype(float).mean()
             row["recites_passage"] = style.recites_passage.astype(float).mean()

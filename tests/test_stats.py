@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from seal_kit.stats import bootstrap_interval
+from seal_kit.stats import bootstrap_interval, mean_interval
 
 
 def test_the_same_seed_gives_the_same_interval_and_another_seed_another():
@@ -27,6 +27,14 @@ def test_identical_values_give_a_zero_width_interval_at_their_mean():
     low, high = bootstrap_interval([0.4] * 7)
     assert low == high == np.mean([0.4] * 7)  # exactly the mean as numpy sums it (7 x 0.4 / 7 is not 0.4)
     assert bootstrap_interval([1.0]) == (1.0, 1.0)  # a single passage: nothing to resample
+
+
+def test_mean_interval_is_the_mean_beside_its_bootstrap_interval():
+    values = [0.0, 0.25, 1.0, 0.5]
+    mean, low, high = mean_interval(values, level=0.9)
+    assert mean == 0.4375 and (low, high) == bootstrap_interval(values, level=0.9)
+    with pytest.raises(ValueError, match="non-empty"):
+        mean_interval([])
 
 
 @pytest.mark.parametrize("values, level, message", [
