@@ -197,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
             if bad:
                 parser.error(f"sweep: -p {bad[0][0]} needs at least one value")
             extra = grid_runs({p[0]: [_value(v) for v in p[1:]] for p in args.parameter})
-            sets = [{**s, **e} for s in sets for e in extra]
+            sets = [{**s, **e} for s in sets for e in extra]  # -p wins over the grid file's values
+            sets = list({json.dumps(s, sort_keys=True, default=str): s for s in sets}.values())  # once each
             sets = [_with_profile(s, args.profile, notebook) for s in sets]
             out = args.out or new_run_path(find_notebook(notebook).stem, "sweeps")
             table = sweep(notebook, sets, out, jobs=args.jobs)

@@ -108,6 +108,15 @@ def test_cli_sweep_run_and_runs(notebook, tmp_path, capsys):
     assert "unknown profile 'nope'" in capsys.readouterr().err
 
 
+def test_cli_p_narrows_a_grid_file_and_each_point_runs_once(notebook, tmp_path, capsys):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"notebook: {notebook}\ngrid: {{X: [1, 2], TAG: [a]}}\n")
+    out = tmp_path / "narrowed"
+    assert cli.main(["sweep", "--grid", str(grid), "-p", "X", "2", "--out", str(out)]) == 0  # e.g. one seed of a map
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["metrics.square"].tolist() == [4] and summary.status.tolist() == ["finished"]
+
+
 def test_cli_values_and_profile_merge():
     assert cli._value("1e-3") == 0.001 and cli._value("3") == 3 and cli._value("true") is True
     assert cli._value("[a, b]") == ["a", "b"] and cli._value("rewrite") == "rewrite"
