@@ -77,15 +77,17 @@ PATHLIKE = (".json", ".jsonl", ".yaml", ".yml", ".csv", ".parquet", ".txt")
 
 def resolve_paths(parameters: dict, base: str | Path | None = None) -> dict:
     """Relative file paths among the values made absolute from `base` (the shell's directory), as --run-dir
-    is: the notebook runs in its own folder, where `DATA=my.json` would name another file, or none."""
+    is: the notebook runs in its own folder, where `DATA=my.json` would name another file, or none.
+    A file's `?column=...` query (`DATA = "my.csv?context=text"`) stays on the resolved path."""
     base = Path(base or Path.cwd())
     resolved = {}
     for key, value in parameters.items():
-        if isinstance(value, str) and not Path(value).is_absolute() and (
-                "/" in value or value.startswith("~") or value.lower().endswith(PATHLIKE)):
-            candidate = Path(value).expanduser()
+        path, mark, query = value.partition("?") if isinstance(value, str) else ("", "", "")
+        if path and not Path(path).is_absolute() and (
+                "/" in path or path.startswith("~") or path.lower().endswith(PATHLIKE)):
+            candidate = Path(path).expanduser()
             candidate = candidate if candidate.is_absolute() else base / candidate
-            value = str(candidate.resolve()) if candidate.exists() else value
+            value = str(candidate.resolve()) + mark + query if candidate.exists() else value
         resolved[key] = value
     return resolved
 

@@ -215,6 +215,8 @@ def test_relative_data_paths_are_read_from_the_shells_directory_like_the_run_dir
     assert f"TAG = \"{tmp_path / 'data' / 'in.json'}\"" in injected
     assert resolve_paths({"DATA": "seal-eval", "X": 1, "M": "data/absent.json", "N": "~/in.json"}) == \
         {"DATA": "seal-eval", "X": 1, "M": "data/absent.json", "N": "~/in.json"}  # no such file: left as given
+    assert resolve_paths({"DATA": "data/in.json?context=text", "H": "org/set:test?context=c"}) == \
+        {"DATA": f"{tmp_path / 'data' / 'in.json'}?context=text", "H": "org/set:test?context=c"}  # columns kept
 
 
 @pytest.mark.slow
