@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 
 from .profiles import notebook_defaults
 from .runs import INSTALLED, METRICS, NOTEBOOKS, SWEEPS, RunBusy, atomic_write, check_run_dir, claim, notebooks
+from .tracking import flatten
 
 FAILED = "failed.json"
 EXECUTING = ".execute.lock"  # held by the process running papermill into a run directory
@@ -224,25 +225,16 @@ def run_name(parameters: dict, varying: list[str]) -> str:
     return f"{slug}-{digest}"
 
 
-def _flatten(metrics: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in metrics.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, name + "."))
-        elif value is None or isinstance(value, (int, float, str, bool)):
-            flat[name] = value
-    return flat
-
-
 def summarize(results: list[RunResult]) -> pd.DataFrame:
     """One row per run: its parameters, status, seconds, error, and every scalar metric (nested keys dotted)."""
     rows = []
     for r in results:
         metrics_path = Path(r.run_dir) / METRICS
         metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+        scalar = {k: v for k, v in flatten(metrics, "metrics.").items()
+                  if v is None or isinstance(v, (int, float, str, bool))}  # lists (per-task tables) left out
         rows.append({**r.parameters, "status": r.status, "seconds": r.seconds, "error": r.error,
-                     "failed_cell": r.failed_cell, "run_dir": r.run_dir, **_flatten(metrics, "metrics.")})
+                     "failed_cell": r.failed_cell, "run_dir": r.run_dir, **scalar})
     return pd.DataFrame(rows)
 
 

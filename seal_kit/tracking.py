@@ -20,7 +20,7 @@ PROJECT = "seal-kit"
 
 def scalars(values: dict) -> dict[str, float]:
     """The numbers among nested `values`, keys dotted ({"accuracy": {"base": 0.1}} -> {"accuracy.base": 0.1})."""
-    return {key: float(value) for key, value in _flat(values).items()
+    return {key: float(value) for key, value in flatten(values).items()
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)}
 
 
@@ -35,7 +35,7 @@ class Tracker:
         except ImportError as err:
             raise ImportError(f"TRACKER={kind!r} needs the {kind} library: pip install {kind}") from err
         self.kind = kind
-        params = {k: str(v) for k, v in _flat(config).items()}
+        params = {k: str(v) for k, v in flatten(config).items()}
         if kind == "trackio":
             self.library.init(project=PROJECT, name=name, config=params)
         elif kind == "wandb":
@@ -65,11 +65,12 @@ class Tracker:
             self.library.end_run()
 
 
-def _flat(values: dict, prefix: str = "") -> dict:
+def flatten(values: dict, prefix: str = "") -> dict:
+    """Nested dicts to one level, keys dotted ({"a": {"b": 1}} -> {"a.b": 1}); other values as they are."""
     flat = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
