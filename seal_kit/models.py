@@ -46,9 +46,10 @@ MODEL_OPTIONS = ("revision", "trust_remote_code", "attn_implementation", "load_i
 def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
     """None: cuda when there is a GPU, else Apple's mps, else cpu. cuda + bf16 when the GPU supports it,
     else fp32 (fp16 would need loss scaling to train safely)."""
+    mps_backend = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps_backend and mps_backend.is_available())
     if device is None:
-        mps = getattr(torch.backends, "mps", None)
-        device = "cuda" if torch.cuda.is_available() else "mps" if mps and mps.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as err:
@@ -60,7 +61,7 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
                          "use None or cpu, or install a CUDA build of torch")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise ValueError(f"DEVICE={str(device)!r} but this machine has {torch.cuda.device_count()} GPU(s)")
-    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if device.type == "mps" and not has_mps:
         raise ValueError("DEVICE='mps' but Apple's Metal backend is not available here; use None or cpu")
     if device.type == "cuda":
         return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32

