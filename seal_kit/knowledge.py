@@ -5,6 +5,7 @@
     task.baseline(passage)["reward"]                        # base model, closed book; cached per passage
     cand = task.score(passage, self_edit, seed=0)           # {"reward", "gain", "status", "losses", ...}
     task.self_edit_prompt(passage)                          # what the generator is asked (prompt="implications")
+    task.score(passage, PassageOnly(repeats=6), seed=0)     # the passage alone, 6 documents: a self-edit's steps
 
 Questions are asked without the passage ("Topic: <title>" + question), greedy, all questions of a
 call in one batched generation. Reward = the adapted model's accuracy; gain = reward - baseline.
@@ -23,6 +24,24 @@ from .inner_loop import InnerLoop, InnerLoopConfig
 from .prompts import check_layout, question_prompt, self_edit_prompt
 from .reward import InnerJob, SelfEditTask
 from .self_edit import DocumentConfig, Documents, passage_document, training_documents
+
+
+@dataclass(frozen=True)
+class PassageOnly:
+    """The passage-only control, given where a self-edit would be: the passage as the only training text,
+    `repeats` times. 1 is the paper's control. A self-edit of n documents (its lines and the passage) trains
+    for n times the optimiser steps, so `repeats=n` is the control with the same steps: what more training on
+    the passage alone does, against what the self-edit's text does."""
+    repeats: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.repeats, int) or self.repeats < 1:
+            raise ValueError(f"PassageOnly.repeats must be a whole number >= 1, got {self.repeats!r}")
+
+
+def matched_condition(condition: str) -> str:
+    """The name of `condition`'s step-matched passage-only control (notebook 02's MATCHED_CONTROL)."""
+    return f"passage_matched:{condition}"
 
 
 @dataclass
@@ -107,8 +126,11 @@ class KnowledgeTask(SelfEditTask):
     def self_edit_prompt(self, passage: Passage) -> str:
         return self_edit_prompt(self.tokenizer, passage, self.prompt, self.chat, self.layout)
 
-    def inner_job(self, passage: Passage, self_edit: str) -> InnerJob:
-        """An empty or degenerate edit gets status 'empty_edit' and trains on the passage alone."""
+    def inner_job(self, passage: Passage, self_edit: str | PassageOnly) -> InnerJob:
+        """An empty or degenerate edit gets status 'empty_edit' and trains on the passage alone; a
+        PassageOnly trains on the passage alone, as many times as it says."""
+        if isinstance(self_edit, PassageOnly):
+            return InnerJob([passage_document(passage, self.documents)] * self_edit.repeats)
         docs: Documents = training_documents(self_edit, passage, self.documents)
         return InnerJob(docs.texts, status="empty_edit" if docs.empty_edit else "ok")
 
@@ -131,9 +153,15 @@ class KnowledgeTask(SelfEditTask):
         """Train a fresh adapter on `documents` as they are, answer closed-book, return reward and gain."""
         return self.score_job(passage, InnerJob(list(documents)), seed)
 
-    def score_passage_only(self, passage: Passage, seed: int = 0) -> dict:
-        """The 'train on the passage only' control of the paper (the passage is included whatever the config)."""
-        return self.score_documents(passage, [passage_document(passage, self.documents)], seed)
+    def score_passage_only(self, passage: Passage, seed: int = 0, repeats: int = 1) -> dict:
+        """The 'train on the passage only' control of the paper (the passage is included whatever the config);
+        `repeats` > 1 trains on it that many times per epoch (see PassageOnly)."""
+        return self.score(passage, PassageOnly(repeats), seed)
+
+    def documents_of(self, passage: Passage, self_edit: str) -> int:
+        """How many training documents `self_edit` gives (its pieces and the passage): the PassageOnly
+        repeats that match its optimiser steps."""
+        return len(self.inner_job(passage, self_edit).examples)
 
 
 def load_task(model: str = "embedded", device: str | None = None, seed: int = 0, model_options: dict | None = None,

@@ -19,12 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .knowledge import matched_condition
 from .stats import mean_interval
 
 SETTING = ["DATA", "INNER_LR", "EPOCHS", "INNER_TARGETS", "LR_SCHEDULE", "PAD_TO", "MAX_GRAD_NORM", "BATCH_SIZE"]
-NAMES = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
+EDITS = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
          "seal-reference:base": "Qwen-7B self-edit", "seal-reference:iter2": "SEAL self-edit"}
-ORDER = ["base", "passage", *NAMES.values()]
+MATCHED = {f"passage, {name}'s steps": name for name in EDITS.values()}  # 02's MATCHED_CONTROL -> its self-edit
+NAMES = EDITS | {matched_condition(c): f"passage, {name}'s steps" for c, name in EDITS.items()}
+ORDER = ["base", "passage", *MATCHED, *EDITS.values()]
 
 
 def _setting(parameters: dict) -> str:
@@ -68,7 +71,9 @@ def read_map(folder: str | Path) -> pd.DataFrame:
 def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Per setting and condition: accuracy (seeds averaged per passage, then the mean over passages) with
     its bootstrap interval over passages, the paired gain over passage-only with its interval, the number
-    of passages and seeds, words per answer and the share of answers reciting the passage."""
+    of passages and seeds, words per answer and the share of answers reciting the passage. Where the runs had
+    02's MATCHED_CONTROL, a self-edit also gets its paired gain over the passage trained for as many steps
+    (`gain_over_matched`, `matched_low`, `matched_high`)."""
     out = []
     for setting, group in per_passage.groupby("setting", sort=False):
         wide = group.pivot_table(index="passage_id", columns="condition", values="accuracy", aggfunc="mean")
@@ -81,6 +86,10 @@ def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             if condition not in ("base", "passage") and "passage" in wide.columns:
                 diff = (wide[condition] - wide["passage"]).dropna().to_numpy()
                 row["gain_over_passage"], row["gain_low"], row["gain_high"] = mean_interval(diff, level)
+            matched = f"passage, {condition}'s steps"
+            if matched in wide.columns:  # against the passage trained for as many steps as this self-edit
+                diff = (wide[condition] - wide[matched]).dropna().to_numpy()
+                row["gain_over_matched"], row["matched_low"], row["matched_high"] = mean_interval(diff, level)
             style = group[group.condition == condition]
             row["answer_words"] = style.answer_words.astype(float).mean()
             row["recites_passage"] = style.recites_passage.astype(float).mean()
@@ -89,11 +98,12 @@ def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
 
 
 def ordered(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per setting: whether base < passage < self-edit holds with intervals that do not overlap."""
+    """Per setting: whether base < passage < self-edit holds with intervals that do not overlap, and where
+    the run had MATCHED_CONTROL, whether the self-edit beats the passage trained for as many steps."""
     rows = []
     for setting, group in summary.groupby("setting", sort=False):
         by = group.set_index("condition")
-        for condition in [c for c in by.index if c not in ("base", "passage")]:
+        for condition in [c for c in by.index if c not in ("base", "passage", *MATCHED)]:
             if {"base", "passage"} <= set(by.index):
                 separated = (by.at["base", "ci_high"] < by.at["passage", "ci_low"]
                              and by.at["passage", "ci_high"] < by.at[condition, "ci_low"])
@@ -102,5 +112,7 @@ def ordered(summary: pd.DataFrame) -> pd.DataFrame:
                                                                 < by.at[condition, "accuracy"]),
                              "intervals apart": bool(separated),
                              "self-edit beats passage (paired CI above 0)": bool(by.at[condition, "gain_low"] > 0)
-                             if not np.isnan(by.at[condition, "gain_low"]) else False})
+                             if not np.isnan(by.at[condition, "gain_low"]) else False,
+                             **({"beats the step-matched passage (paired CI above 0)": bool(by.at[condition, "matched_low"] > 0)}
+                                if not np.isnan(by.get("matched_low", {}).get(condition, np.nan)) else {})})
     return pd.DataFrame(rows)

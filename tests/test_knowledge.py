@@ -1,7 +1,7 @@
 import pytest
 
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask, answer_style
+from seal_kit.knowledge import EvalConfig, KnowledgeTask, PassageOnly, answer_style
 from seal_kit.models import load_model
 
 
@@ -45,6 +45,18 @@ def test_empty_edit_is_an_outcome_not_a_crash(passage):
 def test_passage_only_control(passage):
     result = make_task().score_passage_only(passage)
     assert result["n_examples"] == 1 and 0.0 <= result["reward"] <= 1.0
+
+
+def test_the_step_matched_control_trains_the_passage_as_often_as_a_self_edit(passage):
+    task = make_task()
+    edit = "Pellin Harbour is the capital of Velmora Island.\nVelmora Island lies in the Sorrel Sea."
+    n = task.documents_of(passage, edit)
+    self_edit, matched = task.score(passage, edit), task.score(passage, PassageOnly(n))
+    assert n == self_edit["n_examples"] == matched["n_examples"] == 3  # two lines and the passage
+    assert matched["steps"] == self_edit["steps"] == 3 * 2  # 2 epochs
+    assert matched["documents"] == [f"{passage.title}\n{passage.context}"] * 3 and matched["status"] == "ok"
+    with pytest.raises(ValueError, match="PassageOnly.repeats must be a whole number >= 1, got 0"):
+        PassageOnly(0)
 
 
 def test_baselines_are_answered_passage_by_passage(passage, monkeypatch):

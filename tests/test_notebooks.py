@@ -92,14 +92,24 @@ def test_knowledge_incorporation(tmp_path):
 
 @pytest.mark.slow
 def test_knowledge_incorporation_batches_candidates_and_resumes(tmp_path):
-    """Two candidates' inner loops train together; an interrupted run scores only what it had not logged."""
-    run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", BATCH_CANDIDATES=2)
+    """Two candidates' inner loops train together; an interrupted run scores only what it had not logged.
+    With MATCHED_CONTROL each self-edit has a passage-only twin trained for the same steps."""
+    options = dict(MODEL="tiny", BATCH_CANDIDATES=2, MATCHED_CONTROL=True)
+    metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, **options)
     log = tmp_path / "candidates.jsonl"
     lines = log.read_text().splitlines()
-    assert len(lines) == 2 + 2 * 2
+    assert len(lines) == 2 + 2 * 2 + 2 * 2  # passage-only, the self-edits, their step-matched controls
+    rows = [json.loads(line) for line in lines]
+    edits = {(r["passage_id"], r["sample"]): r for r in rows if r["condition"] == "self_edit"}
+    matched = [r for r in rows if r["condition"] == "passage_matched:self_edit"]
+    assert len(matched) == 4 and {r["status"] for r in matched} == {"ok"}
+    for r in matched:
+        twin = edits[(r["passage_id"], r["sample"])]
+        assert r["repeats"] == r["n_examples"] == twin["n_examples"] and r["steps"] == twin["steps"]
+    assert list(metrics["accuracy"]) == ["base", "passage", "passage_matched:self_edit", "self_edit", "self_edit_best"]
     (tmp_path / "metrics.json").unlink()  # as if stopped before the last candidate was logged
     log.write_text("\n".join(lines[:-1]) + "\n")
-    run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", BATCH_CANDIDATES=2)
+    run_notebook("02_knowledge_incorporation.ipynb", tmp_path, **options)
     again = log.read_text().splitlines()
     assert again[:-1] == lines[:-1] and len(again) == len(lines)  # only the lost candidate was scored again
     key = ("condition", "passage_id", "sample")
@@ -456,14 +466,16 @@ def test_a_resume_onto_data_edited_since_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_the_inner_loop_map_runs_its_points_and_plots_them(tmp_path):
-    """Smoke: two inner-loop settings on the tiny model, run from the notebook into its folder, then read."""
+    """Smoke: two inner-loop settings on the tiny model, run from the notebook into its folder, then read;
+    the runs have the step-matched control (the smoke profile's MATCHED_CONTROL)."""
     papermill.execute_notebook(str(NOTEBOOKS / "07_inner_loop_map.ipynb"), str(tmp_path / "07.ipynb"), cwd=str(NOTEBOOKS),
                                progress_bar=False, parameters={"SMOKE": True, "RUN_DIR": str(tmp_path / "map")})
     summary = pd.read_csv(tmp_path / "map" / "map_summary.csv")
     assert sorted(set(summary.setting)) == ["builtin, lr 0.0001", "builtin, lr 0.001"]
-    assert list(summary.condition[:3]) == ["base", "passage", "own self-edit"]
+    assert list(summary.condition[:4]) == ["base", "passage", "passage, own self-edit's steps", "own self-edit"]
     assert (summary.ci_low <= summary.accuracy).all() and (summary.accuracy <= summary.ci_high).all()
-    assert (summary.n_passages == 2).all() and summary.gain_over_passage.notna().sum() == 2
+    assert (summary.n_passages == 2).all() and summary.gain_over_passage.notna().sum() == 2 * 2  # edit, matched
+    assert summary.gain_over_matched.notna().sum() == 2  # the own self-edit against its step-matched passage
     assert (tmp_path / "map" / "map.html").exists()
     runs_there = sorted(p.name.split("-")[0] for p in (tmp_path / "map").iterdir() if p.is_dir())
     assert len(runs_there) == 2 and all((p / "metrics.json").exists() for p in (tmp_path / "map").iterdir() if p.is_dir())

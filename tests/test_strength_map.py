@@ -29,3 +29,18 @@ def test_seeds_are_averaged_per_passage_before_the_bootstrap():
     frame = pd.DataFrame(rows("s", "base", [0.0, 1.0], seed=0) + rows("s", "base", [1.0, 0.0], seed=1))
     row = summarize(frame).iloc[0]
     assert row.accuracy == 0.5 and row.ci_low == row.ci_high == 0.5 and row.n_seeds == 2 and row.n_passages == 2
+
+
+def test_a_self_edit_is_compared_with_the_passage_trained_for_as_many_steps():
+    frame = pd.DataFrame(rows("s", "base", [0.0, 0.1, 0.0]) + rows("s", "passage", [0.2, 0.2, 0.3])
+                         + rows("s", "passage, own self-edit's steps", [0.5, 0.6, 0.5])
+                         + rows("s", "own self-edit", [0.4, 0.5, 0.4]))
+    summary = summarize(frame).set_index("condition")
+    assert list(summary.index) == ["base", "passage", "passage, own self-edit's steps", "own self-edit"]
+    assert summary.at["own self-edit", "gain_over_passage"] == pytest.approx(0.2)
+    assert summary.at["own self-edit", "gain_over_matched"] == pytest.approx(-0.1)
+    assert summary.at["own self-edit", "matched_high"] == pytest.approx(-0.1)  # the same on every passage
+    verdict = ordered(summary.reset_index()).set_index("self-edits")
+    assert list(verdict.index) == ["own self-edit"]  # the matched control is a control, not a self-edit
+    assert verdict.at["own self-edit", "self-edit beats passage (paired CI above 0)"]
+    assert not verdict.at["own self-edit", "beats the step-matched passage (paired CI above 0)"]
