@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .knowledge import matched_condition
 from .stats import mean_interval
 
 SETTING = ["DATA", "INNER_LR", "EPOCHS", "INNER_TARGETS", "LR_SCHEDULE", "PAD_TO", "MAX_GRAD_NORM", "BATCH_SIZE"]
 EDITS = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
          "seal-reference:base": "Qwen-7B self-edit", "seal-reference:iter2": "SEAL self-edit"}
 MATCHED = {f"passage, {name}'s steps": name for name in EDITS.values()}  # 02's MATCHED_CONTROL -> its self-edit
-NAMES = EDITS | {matched_condition(c): f"passage, {name}'s steps" for c, name in EDITS.items()}
+NAMES = EDITS | {f"passage_matched:{c}": f"passage, {name}'s steps" for c, name in EDITS.items()}  # as
+# knowledge.matched_condition names them (not imported: reading a map needs no torch)
 ORDER = ["base", "passage", *MATCHED, *EDITS.values()]
 
 

@@ -44,3 +44,10 @@ def test_a_self_edit_is_compared_with_the_passage_trained_for_as_many_steps():
     assert list(verdict.index) == ["own self-edit"]  # the matched control is a control, not a self-edit
     assert verdict.at["own self-edit", "self-edit beats passage (paired CI above 0)"]
     assert not verdict.at["own self-edit", "beats the step-matched passage (paired CI above 0)"]
+
+
+def test_the_map_names_every_step_matched_control_02_writes():
+    from seal_kit.knowledge import matched_condition
+    from seal_kit.strength_map import EDITS, MATCHED, NAMES
+
+    assert {NAMES[matched_condition(c)] for c in EDITS} == set(MATCHED)
