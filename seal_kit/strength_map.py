@@ -24,10 +24,10 @@ from .stats import mean_interval
 SETTING = ["DATA", "INNER_LR", "EPOCHS", "INNER_TARGETS", "LR_SCHEDULE", "PAD_TO", "MAX_GRAD_NORM", "BATCH_SIZE"]
 EDITS = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
          "seal-reference:base": "Qwen-7B self-edit", "seal-reference:iter2": "SEAL self-edit"}
-MATCHED = {f"passage, {name}'s steps": name for name in EDITS.values()}  # 02's MATCHED_CONTROL -> its self-edit
-NAMES = EDITS | {f"passage_matched:{c}": f"passage, {name}'s steps" for c, name in EDITS.items()}  # as
+MATCHED = {name: f"passage, {name}'s steps" for name in EDITS.values()}  # a self-edit -> its 02 MATCHED_CONTROL
+NAMES = EDITS | {f"passage_matched:{c}": MATCHED[name] for c, name in EDITS.items()}  # as
 # knowledge.matched_condition names them (not imported: reading a map needs no torch)
-ORDER = ["base", "passage", *MATCHED, *EDITS.values()]
+ORDER = ["base", "passage", *MATCHED.values(), *EDITS.values()]
 
 
 def _setting(parameters: dict) -> str:
@@ -86,7 +86,7 @@ def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             if condition not in ("base", "passage") and "passage" in wide.columns:
                 diff = (wide[condition] - wide["passage"]).dropna().to_numpy()
                 row["gain_over_passage"], row["gain_low"], row["gain_high"] = mean_interval(diff, level)
-            matched = f"passage, {condition}'s steps"
+            matched = MATCHED.get(condition)
             if matched in wide.columns:  # against the passage trained for as many steps as this self-edit
                 diff = (wide[condition] - wide[matched]).dropna().to_numpy()
                 row["gain_over_matched"], row["matched_low"], row["matched_high"] = mean_interval(diff, level)
@@ -103,7 +103,7 @@ def ordered(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for setting, group in summary.groupby("setting", sort=False):
         by = group.set_index("condition")
-        for condition in [c for c in by.index if c not in ("base", "passage", *MATCHED)]:
+        for condition in [c for c in by.index if c not in ("base", "passage", *MATCHED.values())]:
             if {"base", "passage"} <= set(by.index):
                 separated = (by.at["base", "ci_high"] < by.at["passage", "ci_low"]
                              and by.at["passage", "ci_high"] < by.at[condition, "ci_low"])

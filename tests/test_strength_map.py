@@ -50,4 +50,4 @@ def test_the_map_names_every_step_matched_control_02_writes():
     from seal_kit.knowledge import matched_condition
     from seal_kit.strength_map import EDITS, MATCHED, NAMES
 
-    assert {NAMES[matched_condition(c)] for c in EDITS} == set(MATCHED)
+    assert {NAMES[matched_condition(c)] for c in EDITS} == set(MATCHED.values())
