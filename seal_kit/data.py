@@ -149,18 +149,29 @@ def parse_source(source: str | Path) -> tuple[str, str | None, dict[str, str]]:
 
 
 def load_passages(source: str | Path = BUILTIN, limit: int | None = None, split: str | None = None,
-                  columns: dict[str, str] | None = None) -> list[Passage]:
+                  columns: dict[str, str] | None = None, start: int = 0) -> list[Passage]:
     """Passages from a named set, a file, a dataset folder or a hub dataset (see the module docstring);
-    the first `limit` kept. `split` and `columns` may also be given in the source string."""
+    `limit` of them kept from the `start`-th on (0: the first), so `start` holds out the passages before it.
+    `split` and `columns` may also be given in the source string."""
     if limit is not None and limit < 1:
         raise DataError(f"limit must be a positive number of passages, got {limit}")
+    if start < 0:
+        raise DataError(f"start={start}: start is the index of the first passage to use (0 or more)")
+    passages = _all_passages(source, split, columns)
+    if start and start >= len(passages):
+        raise DataError(f"start={start}: {str(source).partition('?')[0]} holds {len(passages)} passages "
+                        f"(indices 0 to {len(passages) - 1})")
+    return passages[start:None if limit is None else start + limit]
+
+
+def _all_passages(source: str | Path, split: str | None, columns: dict[str, str] | None) -> list[Passage]:
     name, given_split, given_columns = parse_source(source)
     split, columns = split or given_split, {**given_columns, **(columns or {})}
     if name in REFERENCE_SETS:
-        return load_reference_passages(name)[:limit]
+        return load_reference_passages(name)
     if name == BUILTIN:
         text = resources.files("seal_kit").joinpath("data/builtin_passages.json").read_text(encoding="utf-8")
-        return parse_passages(json.loads(text), "builtin_passages.json")[:limit]
+        return parse_passages(json.loads(text), "builtin_passages.json")
     if name == "squad" and split in (None, "validation") and (local := _local_squad()):
         name = str(local)
     elif name == "squad":
@@ -178,4 +189,4 @@ def load_passages(source: str | Path = BUILTIN, limit: int | None = None, split:
     else:
         records = _read_dataset(name, split)
     label = str(source).partition("?")[0]
-    return parse_passages(_items(records, label, columns, table), label)[:limit]
+    return parse_passages(_items(records, label, columns, table), label)

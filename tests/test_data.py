@@ -24,6 +24,17 @@ def test_limit():
         load_passages("builtin", limit=0)
 
 
+def test_start_holds_out_the_passages_before_it():
+    every = load_passages("builtin")
+    window = load_passages("builtin", limit=3, start=8)
+    assert [p.id for p in window] == [p.id for p in every[8:11]]
+    assert [p.id for p in load_passages("builtin", start=len(every) - 1)] == [every[-1].id]  # no limit: to the end
+    with pytest.raises(DataError, match=r"start=-1: .*index of the first passage"):
+        load_passages("builtin", start=-1)
+    with pytest.raises(DataError, match=rf"start={len(every)}: builtin holds {len(every)} passages"):
+        load_passages("builtin", start=len(every))
+
+
 @pytest.mark.parametrize("items, message", [
     ({"title": "x"}, "expected a non-empty JSON list"),
     ([{"context": "c", "questions": [{"question": "q", "answer": "a"}]}], r"item 0: field 'title' is missing"),

@@ -93,13 +93,22 @@ def test_knowledge_incorporation(tmp_path):
 @pytest.mark.slow
 def test_knowledge_incorporation_batches_candidates_and_resumes(tmp_path):
     """Two candidates' inner loops train together; an interrupted run scores only what it had not logged.
-    With MATCHED_CONTROL each self-edit has a passage-only twin trained for the same steps."""
-    options = dict(MODEL="tiny", BATCH_CANDIDATES=2, MATCHED_CONTROL=True)
+    With MATCHED_CONTROL each self-edit has a passage-only twin trained for the same steps, and the paired
+    gains set each self-edit against both controls. FIRST_PASSAGE=1 holds out the first passage."""
+    options = dict(MODEL="tiny", BATCH_CANDIDATES=2, MATCHED_CONTROL=True, FIRST_PASSAGE=1)
     metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, **options)
     log = tmp_path / "candidates.jsonl"
     lines = log.read_text().splitlines()
     assert len(lines) == 2 + 2 * 2 + 2 * 2  # passage-only, the self-edits, their step-matched controls
     rows = [json.loads(line) for line in lines]
+    assert {r["passage_id"] for r in rows} == {p.id for p in load_passages("builtin")[1:3]}
+    table = pd.read_parquet(tmp_path / "per_passage_accuracy.parquet")
+    assert [(g["self-edits"], g["against"]) for g in metrics["paired_gains"]] == [
+        ("self_edit", "passage"), ("self_edit", "passage_matched:self_edit")]
+    for gain in metrics["paired_gains"]:
+        differences = table[gain["self-edits"]] - table[gain["against"]]
+        assert gain["gain"] == pytest.approx(differences.mean()) and gain["n_passages"] == 2
+        assert gain["ci_low"] <= gain["gain"] <= gain["ci_high"]
     edits = {(r["passage_id"], r["sample"]): r for r in rows if r["condition"] == "self_edit"}
     matched = [r for r in rows if r["condition"] == "passage_matched:self_edit"]
     assert len(matched) == 4 and {r["status"] for r in matched} == {"ok"}
