@@ -4,6 +4,7 @@
     per_passage = [0.2, 0.6, 0.0, 1.0, 0.4]        # one accuracy per passage
     low, high = bootstrap_interval(per_passage)     # 95% percentile bootstrap of their mean
     mean, low, high = mean_interval(per_passage)    # the mean beside it; for gains, pass paired differences
+    paired_gain(self_edit, passage)                 # {"gain", "ci_low", "ci_high", "n_passages"}: self_edit - passage
 
 Passages, not questions, are resampled: the questions of one passage share its adapter, so they are
 not independent draws, and a passage is the unit the paper averages over (its reported accuracy is a
@@ -42,3 +43,15 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
     accuracy over passages, or a gain when `values` are differences paired passage by passage."""
     low, high = bootstrap_interval(values, level=level)  # checks `values` first
     return float(np.mean(np.asarray(values, dtype=float))), low, high
+
+
+def paired_gain(values: Sequence[float], controls: Sequence[float], level: float = 0.95, resamples: int = 2000,
+                seed: int = 0) -> dict:
+    """How much `values` beat `controls`, passage by passage (both in the same passage order): the mean of the
+    differences with their percentile bootstrap interval, and the number of passages."""
+    if len(values) != len(controls):
+        raise ValueError(f"paired_gain pairs one value per passage with one control, got {len(values)} values "
+                         f"and {len(controls)} controls")
+    differences = np.asarray(values, dtype=float) - np.asarray(controls, dtype=float)
+    low, high = bootstrap_interval(differences, level=level, resamples=resamples, seed=seed)
+    return {"gain": float(differences.mean()), "ci_low": low, "ci_high": high, "n_passages": int(differences.size)}

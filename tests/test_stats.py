@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from seal_kit.stats import bootstrap_interval, mean_interval
+from seal_kit.stats import bootstrap_interval, mean_interval, paired_gain
 
 
 def test_the_same_seed_gives_the_same_interval_and_another_seed_another():
@@ -35,6 +35,18 @@ def test_mean_interval_is_the_mean_beside_its_bootstrap_interval():
     assert mean == 0.4375 and (low, high) == bootstrap_interval(values, level=0.9)
     with pytest.raises(ValueError, match="non-empty"):
         mean_interval([])
+
+
+def test_a_paired_gain_is_the_mean_difference_passage_by_passage_with_its_interval():
+    self_edit, passage = [0.6, 0.2, 0.9, 0.5], [0.2, 0.2, 0.4, 0.6]
+    gain = paired_gain(self_edit, passage, level=0.9)
+    differences = [0.4, 0.0, 0.5, -0.1]
+    assert gain["gain"] == pytest.approx(0.2) and gain["n_passages"] == 4
+    assert (gain["ci_low"], gain["ci_high"]) == bootstrap_interval(np.subtract(self_edit, passage), level=0.9)
+    assert gain["ci_low"] < gain["gain"] < gain["ci_high"] and min(differences) <= gain["ci_low"]
+    assert paired_gain(passage, passage) == {"gain": 0.0, "ci_low": 0.0, "ci_high": 0.0, "n_passages": 4}
+    with pytest.raises(ValueError, match="4 values and 3 controls"):
+        paired_gain(self_edit, passage[:3])
 
 
 @pytest.mark.parametrize("values, level, message", [
