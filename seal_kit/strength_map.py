@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .stats import mean_interval
+from .stats import mean_interval, paired_gain
 
 SETTING = ["DATA", "INNER_LR", "EPOCHS", "INNER_TARGETS", "LR_SCHEDULE", "PAD_TO", "MAX_GRAD_NORM", "BATCH_SIZE"]
 EDITS = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
@@ -68,6 +68,13 @@ def read_map(folder: str | Path) -> pd.DataFrame:
     return frame[frame.run == first].reset_index(drop=True)
 
 
+def _gain(wide: pd.DataFrame, condition: str, control: str, level: float) -> tuple[float, float, float]:
+    """`condition` - `control` paired over the passages that have both, with its interval."""
+    both = wide[[condition, control]].dropna()
+    gain = paired_gain(both[condition], both[control], level)
+    return gain["gain"], gain["ci_low"], gain["ci_high"]
+
+
 def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Per setting and condition: accuracy (seeds averaged per passage, then the mean over passages) with
     its bootstrap interval over passages, the paired gain over passage-only with its interval, the number
@@ -84,12 +91,10 @@ def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
             row = {"setting": setting, "condition": condition, "accuracy": accuracy, "ci_low": low,
                    "ci_high": high, "n_passages": len(values), "n_seeds": int(seeds[condition])}
             if condition not in ("base", "passage") and "passage" in wide.columns:
-                diff = (wide[condition] - wide["passage"]).dropna().to_numpy()
-                row["gain_over_passage"], row["gain_low"], row["gain_high"] = mean_interval(diff, level)
+                row["gain_over_passage"], row["gain_low"], row["gain_high"] = _gain(wide, condition, "passage", level)
             matched = MATCHED.get(condition)
             if matched in wide.columns:  # against the passage trained for as many steps as this self-edit
-                diff = (wide[condition] - wide[matched]).dropna().to_numpy()
-                row["gain_over_matched"], row["matched_low"], row["matched_high"] = mean_interval(diff, level)
+                row["gain_over_matched"], row["matched_low"], row["matched_high"] = _gain(wide, condition, matched, level)
             style = group[group.condition == condition]
             row["answer_words"] = style.answer_words.astype(float).mean()
             row["recites_passage"] = style.recites_passage.astype(float).mean()
