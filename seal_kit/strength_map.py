@@ -40,10 +40,17 @@ def _setting(parameters: dict) -> str:
     return ", ".join(shown) or "defaults"
 
 
+def _strength(parameters: dict) -> tuple[float, float]:
+    """The order settings are shown in: the strongest inner loop first (a higher learning rate, then more
+    epochs), as the README's tables read; settings alike in both keep the order of their folders."""
+    return -float(parameters.get("INNER_LR", 0.0)), -float(parameters.get("EPOCHS", 0))
+
+
 def read_map(folder: str | Path) -> pd.DataFrame:
     """Every finished knowledge run below `folder`, as rows (setting, seed, condition, passage_id, accuracy,
-    answer_words, recites_passage); runs of other notebooks and unfinished ones are left out."""
-    rows = []
+    answer_words, recites_passage), the strongest setting first; runs of other notebooks and unfinished ones
+    are left out."""
+    runs = []
     for metrics_path in sorted(Path(folder).rglob("metrics.json")):
         run = metrics_path.parent
         table_path = run / "per_passage_accuracy.parquet"
@@ -53,12 +60,15 @@ def read_map(folder: str | Path) -> pd.DataFrame:
         parameters = json.loads(timing.read_text())["parameters"]
         metrics = json.loads(metrics_path.read_text())
         table = pd.read_parquet(table_path)
+        rows = []
         for condition in [c for c in table.columns if c != "passage_id" and not c.endswith("_best")]:
             style = metrics.get("conditions", {}).get(condition, {})
             rows += [{"setting": _setting(parameters), "seed": parameters.get("SEED", 0), "run": run.name,
                       "condition": NAMES.get(condition, condition), "passage_id": pid, "accuracy": float(acc),
                       "answer_words": style.get("answer_words"), "recites_passage": style.get("recites_passage")}
                      for pid, acc in zip(table.passage_id, table[condition])]
+        runs.append((_strength(parameters), rows))
+    rows = [row for _, part in sorted(runs, key=lambda run: run[0]) for row in part]  # sorted() is stable
     if not rows:
         raise FileNotFoundError(f"{folder}: no finished knowledge runs (metrics.json with per_passage_accuracy) "
                                 "below it; run the sweep first (seal-kit sweep --grid inner_loop_map --out ...)")

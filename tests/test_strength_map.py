@@ -51,3 +51,26 @@ def test_the_map_names_every_step_matched_control_02_writes():
     from seal_kit.strength_map import EDITS, MATCHED, NAMES
 
     assert {NAMES[matched_condition(c)] for c in EDITS} == set(MATCHED.values())
+
+
+def test_a_map_reads_its_runs_strongest_setting_first(tmp_path):
+    import json
+
+    from seal_kit.strength_map import read_map
+
+    def run(name, lr, epochs, passage):  # what 02 leaves in a finished run folder
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "execution.json").write_text(json.dumps({"parameters": {"INNER_LR": lr, "EPOCHS": epochs}}))
+        (folder / "metrics.json").write_text(json.dumps({"conditions": {}}))
+        pd.DataFrame({"passage_id": ["p0", "p1"], "base": [0.0, 0.1], "passage": passage}).to_parquet(
+            folder / "per_passage_accuracy.parquet")
+
+    run("a-light", 1e-4, 3, [0.1, 0.2])   # folders sort lightest first
+    run("b-default", 1e-3, 10, [0.8, 0.9])
+    run("c-short", 1e-3, 3, [0.2, 0.3])
+    frame = read_map(tmp_path)
+    assert list(dict.fromkeys(frame.setting)) == ["lr 0.001, 10 epochs", "lr 0.001, 3 epochs", "lr 0.0001, 3 epochs"]
+    passage = frame[frame.condition == "passage"].groupby("setting", sort=False).accuracy.mean()
+    assert passage.to_dict() == pytest.approx({"lr 0.001, 10 epochs": 0.85, "lr 0.001, 3 epochs": 0.25,
+                                               "lr 0.0001, 3 epochs": 0.15})
