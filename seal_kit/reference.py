@@ -84,19 +84,66 @@ MANIFEST: dict[str, tuple[str, str]] = {
                                "83521fb1b23eed64f2eacc62cd484a68f4cd3e5ef3b1ed0778ccd01289f4ea88"),
     "graded/cpt_iter2.json": (f"{_KI}/results/cpt/iter2.json",
                               "18513307b8f262fdc4e3f26de3d8bdaa66a72e360716a6700e8e7fc94ae3bc42"),
+    # the other self-edit prompts (`dataset` inside each graded run names the self-edit file it read)
+    **{f"self_edits/prompts/{r}_val_prompt-{p}.json": (
+        f"{_KI}/data/synthetic_data/eval/alternate_prompts/{r}/{r}_val_prompt-{p}.json", digest)
+       for (r, p), digest in {
+           ("base", "long"): "94aee033cb7a06bd1e165cc47c6071cffdcd68eff09d256a41b49a7431e32c5c",
+           ("base", "rewrite"): "5f52d8143e2409c4c2d357e8a01b75d5c24a065bc6bde19f21d7a9b45ba61ca5",
+           ("base", "self-qa"): "88690a1c5147a0735bea40272c11a03532d347cb6ab0d015153dff3fd9f51676",
+           ("iter2", "long"): "6f67ac80c40bf7afd6c967360fe098a1a9f64e1229f385c6d9ffb644d32aee21",
+           ("iter2", "rewrite"): "967792633a9c102bcb82f1e9084ae74bfa7d4096ec6c5b88dd949170142a33f5",
+           ("iter2", "self-qa"): "5767653756223cd3d45e819a2445ac70121fa3f6f7c6695dfcf81f469209ad43"}.items()},
+    # unverified, like the graded runs above: the evaluation runs of those prompts
+    **{f"graded/prompts/{r}_prompt-{p}.json": (f"{_KI}/results/query_server/eval/alternate_prompts/{r}_prompt-{p}.json",
+                                               digest)
+       for (r, p), digest in {
+           ("base", "long"): "f061c4bebb4cd4575b63ced4432016ebf5e82cccfcb74850ae802514c7c2e997",
+           ("base", "rewrite"): "e8efd08d0b1efe6354ec27c35bb506a096b060567971eb1ae59f38677dc83c34",
+           ("base", "self-qa"): "61a16fce1e42908a760683c6b2ceeea09997b1cbcbd2d7556b0c777dfeab9616",
+           ("base", "very-long"): "1fb9d7e92ddf76ba579fbb2e7542edadcb644f3036cce2ebf0a790c3d63fa390",
+           ("iter2", "long"): "3c220bae2e67168bddf0eb73f219c1a84d87ffe2fee3dbfaf30da8d219c904f1",
+           ("iter2", "rewrite"): "633d068ec6e251d9cb54a3bb1b7d4d5407619493cc077e46b12ea8d4a1b8c73c",
+           ("iter2", "self-qa"): "f0a0b74e036f5a8eb7c8d87e066d31a6a33da27f8bc42ce9a0ff1853b15b935e",
+           ("iter2", "very-long"): "a57a59b493bb61fa54a2692824d5a5d7d7c4520749426e7fdcb814145139465d"}.items()},
     "arc_final_results.json": ("few-shot/final_results.json",
                                "6b2c67cf12f5ccd4cde8526b173612fda65f9c70b83f7b1847e852cda60e96a9"),
 }
 
+# The paper's five self-edit prompts (prompts.SELF_EDIT_PROMPTS' names) and the file suffix each was published
+# under; every one has a run before RL ("base", Qwen2.5-7B) and after two ReST-EM rounds ("iter2").
+PROMPTS = {"implications": None, "implications-long": "long", "implications-very-long": "very-long",
+           "rewrite": "rewrite", "self-qa": "self-qa"}
+ROUNDS = ("base", "iter2")
+
+
+def _prompt_set(prompt: str, rnd: str) -> str:
+    """Our name of one prompt's self-edits before RL or after: "rewrite-iter2"; the implications prompt's are
+    the paper's headline sets, named "base" and "iter2" as before ("implications-base" is accepted too)."""
+    return rnd if PROMPTS[prompt] is None else f"{prompt}-{rnd}"
+
+
+PROMPT_SETS = {(p, r): _prompt_set(p, r) for p in PROMPTS for r in ROUNDS}  # (prompt, round) -> set name
+ALIASES = {f"implications-{r}": r for r in ROUNDS}
 # dataset file -> (passage-id prefix, number of its first passage); iter1's passages follow iter0's 100
 _IDS = {"base_val.json": ("seal-eval", 0), "gpt4_1_val.json": ("seal-eval", 0), "iter2_val.json": ("seal-eval", 0),
         "naive_val.json": ("seal-eval", 0), "iter0_train.json": ("seal-train", 0),
-        "iter1_train.json": ("seal-train", 100)}
+        "iter1_train.json": ("seal-train", 100),
+        **{f"{r}_val_prompt-{s}.json": ("seal-eval", 0) for r in ROUNDS for s in PROMPTS.values() if s}}
 SELF_EDIT_SETS = {"base": "self_edits/base_val.json", "gpt4_1": "self_edits/gpt4_1_val.json",
                   "iter2": "self_edits/iter2_val.json", "iter0": "self_edits/iter0_train.json",
-                  "iter1": "self_edits/iter1_train.json"}
+                  "iter1": "self_edits/iter1_train.json",
+                  # very-long's self-edit file was not published: its graded runs carry the edit they judged
+                  **{PROMPT_SETS[p, r]: (f"graded/prompts/{r}_prompt-{s}.json" if s == "very-long"
+                                         else f"self_edits/prompts/{r}_val_prompt-{s}.json")
+                     for p, s in PROMPTS.items() if s for r in ROUNDS}}
 PASSAGE_SETS = {"seal-eval": ("base",), "seal-train": ("iter0", "iter1")}
-GRADED = ("base", "naive", "gpt4_1", "iter2", "cpt_base", "cpt_naive", "cpt_gpt4_1", "cpt_iter2")
+# graded run name -> file under graded/; the single-passage runs of every prompt share their self-edits' names
+GRADED_FILES = {**{name: f"graded/{name}.json" for name in ("base", "naive", "gpt4_1", "iter2", "cpt_base",
+                                                            "cpt_naive", "cpt_gpt4_1", "cpt_iter2")},
+                **{PROMPT_SETS[p, r]: f"graded/prompts/{r}_prompt-{s}.json" for p, s in PROMPTS.items() if s
+                   for r in ROUNDS}}
+GRADED = tuple(GRADED_FILES)
 SELF_EDIT_COLUMNS = ["passage_id", "title", "sample", "prompt", "self_edit", "tokens", "seconds"]
 GRADED_COLUMNS = ["condition", "passage", "passage_id", "title", "sample", "rep", "question", "answer", "kind",
                   "prediction", "reference_correct"]
@@ -197,7 +244,15 @@ def _self_edit_set(which: str) -> tuple[list[dict], list[Passage]]:
     """The raw items of one self-edit set, checked, with their passages under our ids."""
     path = reference_file(SELF_EDIT_SETS[which])
     items = _read_json(path)
-    if isinstance(items, list):
+    if isinstance(items, dict) and isinstance(items.get("articles"), list):  # a graded run: the edits it judged
+        ids = _ids(items.get("dataset"), len(items["articles"]))
+        items = [{**it, "id": pid, "completions": [c.get("text") if isinstance(c, dict) else c for c in judged],
+                  "questions": [{"question": q.get("question"), "answer": q.get("answer")}
+                                for q in (judged[0].get("questions") or [] if judged and isinstance(judged[0], dict)
+                                          else [])]}
+                 if isinstance(it, dict) and isinstance(judged := it.get("completions") or [], list) else it
+                 for it, pid in zip(items["articles"], ids)]
+    elif isinstance(items, list):
         ids = _ids(path.name, len(items))
         items = [{**it, "id": pid} if isinstance(it, dict) else it for it, pid in zip(items, ids)]
     passages = parse_passages(items, str(path))
@@ -208,6 +263,12 @@ def _self_edit_set(which: str) -> tuple[list[dict], list[Passage]]:
             raise DataError(f"{where}: field 'completions' holds a non-string; expected a list of self-edit strings")
         _get(where, item, "prompt", str, "the prompt string that produced the completions")
     return items, passages
+
+
+def set_name(name: str) -> str:
+    """A set's name as SELF_EDIT_SETS and GRADED spell it: without "seal-reference:", aliases resolved."""
+    name = str(name).removeprefix("seal-reference:")
+    return ALIASES.get(name, name)
 
 
 def load_reference_passages(name: str) -> list[Passage]:
@@ -223,7 +284,7 @@ def load_reference_self_edits(which: str, passages=None) -> pd.DataFrame:
 
     `tokens` is NaN (their generator's token counts were not published, and ours would count differently);
     `seconds` is 0.0, since no time is spent producing them here and run-time totals stay right."""
-    which = which.removeprefix("seal-reference:")
+    which = set_name(which)
     if which not in SELF_EDIT_SETS:
         raise DataError(f"{which!r} is not a reference self-edit set; accepted: "
                         f"{', '.join(SELF_EDIT_SETS)} (also as 'seal-reference:<set>')")
@@ -291,8 +352,8 @@ def load_graded(source: str | Path) -> pd.DataFrame:
 
     `sample` is the self-edit's index in the run (<NA> for CPT runs, which pool all self-edits);
     `reference_correct` is the authors' judge's (GPT-4.1's) verdict."""
-    if str(source) in GRADED:
-        path, condition = reference_file(f"graded/{source}.json"), str(source)
+    if set_name(source) in GRADED:
+        path, condition = reference_file(GRADED_FILES[set_name(source)]), set_name(source)
     elif Path(source).expanduser().is_file():
         path, condition = Path(source).expanduser(), Path(source).stem
     else:
@@ -330,23 +391,33 @@ def load_sft(iteration: int) -> pd.DataFrame:
 
 # --- Table 2 replayed: the paper's self-edit sets as conditions of our own runs -------------------------
 TABLE2_SETS = ("base", "gpt4_1", "iter2")  # Qwen2.5-7B before RL, GPT-4.1, SEAL after two ReST-EM rounds
+EVAL_SETS = ("gpt4_1", *PROMPT_SETS.values())  # every published set of self-edits for the evaluation passages
 # our condition -> (the paper's graded run behind its figure, whose answers): "naive" trained on the passage only
 PAPER_RUNS = {"base": ("base", "baseline"), "passage": ("naive", "adapter"),
-              **{f"seal-reference:{s}": (s, "adapter") for s in TABLE2_SETS}}
+              **{f"seal-reference:{s}": (s, "adapter") for s in EVAL_SETS}}
+
+
+def edits_per_passage(name: str) -> int:
+    """How many self-edits per passage a set holds: 5, or 1 where only the judged one was published."""
+    return 1 if SELF_EDIT_SETS[set_name(name)].startswith("graded/") else 5
 
 
 def self_edit_sets(spec: str, data: str, k: int) -> list[str]:
     """The reference sets a SELF_EDITS value asks for: "own" -> none; "seal-reference" -> all of Table 2's;
-    "seal-reference:gpt4_1,iter2" -> those. They exist for the paper's evaluation passages only."""
+    "seal-reference:gpt4_1,rewrite-iter2" -> those (any of EVAL_SETS, "implications-base" for "base").
+    They exist for the paper's evaluation passages only."""
     source, _, chosen = str(spec).partition(":")
     if spec == "own":
         return []
     if source != "seal-reference":
         raise ValueError(f"SELF_EDITS={spec!r}: expected \"own\", \"seal-reference\" or \"seal-reference:<sets>\" "
-                         f"with sets from {', '.join(TABLE2_SETS)}, comma-separated")
-    sets = [s.strip() for s in chosen.split(",") if s.strip()] or list(TABLE2_SETS)
-    if unknown := [s for s in sets if s not in TABLE2_SETS]:
-        raise ValueError(f"SELF_EDITS={spec!r}: no reference set {unknown[0]!r}; choose from {', '.join(TABLE2_SETS)}")
+                         f"with sets from {', '.join(EVAL_SETS)}, comma-separated")
+    sets = [set_name(s.strip()) for s in chosen.split(",") if s.strip()] or list(TABLE2_SETS)
+    if unknown := [s for s in sets if s not in EVAL_SETS]:
+        raise ValueError(f"SELF_EDITS={spec!r}: no reference set {unknown[0]!r}; choose from {', '.join(EVAL_SETS)}")
+    if short := [s for s in sets if k > edits_per_passage(s)]:
+        raise ValueError(f"SELF_EDITS={spec!r}: {short[0]!r} holds {edits_per_passage(short[0])} self-edit per "
+                         f"passage (only the judged one was published), but K={k}; set K = 1")
     if str(data) != "seal-eval":
         raise ValueError(f"SELF_EDITS={spec!r} trains on the paper's self-edits, written for its evaluation "
                          f"passages, but DATA={str(data)!r}. Set DATA = \"seal-eval\" (or run with --profile "

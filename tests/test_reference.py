@@ -86,7 +86,8 @@ def test_self_edits_restricted_to_passages_in_their_order(shared_copy):
 
 
 @needs_reference
-@pytest.mark.parametrize("name", ["base", "naive", "gpt4_1", "iter2"])
+@pytest.mark.parametrize("name", ["base", "naive", "gpt4_1", "iter2", *(n for n in reference.GRADED
+                                                                     if n.endswith(("-base", "-iter2")))])
 def test_graded_runs_one_row_per_judged_answer(shared_copy, name):
     graded = load_graded(name)
     assert len(graded) == 974 * 2
@@ -98,6 +99,30 @@ def test_graded_runs_one_row_per_judged_answer(shared_copy, name):
     assert adapter.groupby("passage").reference_correct.mean().mean() == pytest.approx(
         graded.attrs["overall"]["adapter_mean_accuracy"], abs=1e-4)
     assert graded.attrs["lora_params"]["rank"] == 32
+
+
+@needs_reference
+def test_every_prompt_has_its_self_edits_and_verdicts_by_name(shared_copy):
+    """The paper's five prompts, before RL and after two rounds: self-edits and judged runs under one name each,
+    on the evaluation passages in their order; the run judged each passage's first self-edit."""
+    names = sorted(reference.PROMPT_SETS.values())
+    assert len(names) == 10 and {"base", "iter2", "rewrite-iter2", "implications-very-long-base"} <= set(names)
+    first = load_passages("seal-eval")[:4]
+    for name in names:
+        edits = load_reference_self_edits(f"seal-reference:{name}", first)
+        k = reference.edits_per_passage(name)
+        assert list(edits.passage_id) == [p.id for p in first for _ in range(k)], name
+        judged = load_graded(name)
+        assert judged.condition.iloc[0] == name
+        first_judged = judged[(judged.passage_id == first[0].id) & (judged.kind == "adapter")]
+        assert list(first_judged.question) == [qa.question for qa in first[0].questions]
+    # very-long's self-edit file was not published: its one edit per passage is the one its run judged
+    raw = json.loads((REFERENCE / "graded/prompts/iter2_prompt-very-long.json").read_text())
+    assert load_reference_self_edits("implications-very-long-iter2").self_edit[0] == \
+        raw["articles"][0]["completions"][0]["text"]
+    assert load_graded("implications-iter2").equals(load_graded("iter2"))  # the headline prompt's alias
+    with pytest.raises(DataError, match="rewrite-iter2"):  # an unknown name lists the ones there are
+        load_graded("rewrite-iter3")
 
 
 @needs_reference
@@ -286,6 +311,10 @@ def test_self_edits_parameter_names_sets_and_refuses_what_does_not_fit():
         reference.self_edit_sets("seal-reference", "seal-eval", 6)
     with pytest.raises(ValueError, match="expected \"own\""):
         reference.self_edit_sets("mine", "seal-eval", 1)
+    assert reference.self_edit_sets("seal-reference:rewrite-iter2,implications-base", "seal-eval", 5) == \
+        ["rewrite-iter2", "base"]
+    with pytest.raises(ValueError, match="holds 1 self-edit per passage.*K = 1"):
+        reference.self_edit_sets("seal-reference:implications-very-long-iter2", "seal-eval", 2)
 
 
 @needs_reference
