@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 
@@ -261,3 +262,91 @@ def test_two_reviews_of_one_run_in_two_kernels_keep_each_others_decisions(tmp_pa
         assert worker.wait(timeout=300) == 0, worker.stderr.read()
     decisions = {k: d["decision"] for k, d in saved(tmp_path).items()}
     assert decisions == {(r, f"c{n}", 0): "accept" if r == 0 else "reject" for r in (0, 1) for n in range(60)}
+
+
+# Read-only browsing: the paper's judged self-edits, one row per (prompt, round, passage), as evidence.review_table
+def card(prompt, rnd, c, reward, baseline):
+    return {"prompt": prompt, "round": rnd, "context_id": c, "sample": 0, "title": f"Title {c}",
+            "context": f"Passage {c} <b>", "self_edit": f"edit {prompt}-{rnd}-{c}", "reward": reward,
+            "baseline": baseline, "gain": reward - baseline,
+            "questions": [{"question": f"Who is {c}?", "answer": "Ada <A>", "before": "Bob", "after": "Ada",
+                           "before_correct": False, "after_correct": True, "before_score": 0.125,
+                           "after_score": 0.875}]}
+
+
+@pytest.fixture
+def cards():
+    return pd.DataFrame([card("rewrite", "base", "c0", 0.5, 0.25), card("rewrite", "iter2", "c0", 1.0, 0.25),
+                         card("self-qa", "base", "c0", 0.0, 0.5), card("self-qa", "iter2", "c1", 0.75, 0.5)])
+
+
+def which(frame):
+    return list(zip(frame["prompt"], frame["round"], frame["context_id"]))
+
+
+def test_read_only_browsing_writes_nothing_and_has_no_decision_buttons(cards, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    review = Review(cards, read_only=True)
+    for method, args in ((review.accept, ()), (review.reject, ()), (review.clear, ()), (review.save_text, ("x",)),
+                         (review.set_note, ("x",)), (review.export, ())):
+        with pytest.raises(RuntimeError, match="read-only"):
+            method(*args)
+    review.next_button.click()
+    review.prompt_filter.value = "self-qa"
+    assert list(tmp_path.iterdir()) == []  # no decisions file, no export, anywhere
+    assert review.run_dir is None and not hasattr(review, "accept_button") and not hasattr(review, "text")
+    buttons = [w.description for w in review.widget.children[2].children if hasattr(w, "on_click")]
+    assert buttons == ["◀ prev", "next ▶"]
+    assert len(review.table) == 4  # every row kept: no train/eval split to drop
+    with pytest.raises(ValueError, match=r"lacks columns \['self_edit'\]"):
+        Review(cards.drop(columns="self_edit"), read_only=True)
+    with pytest.raises(ValueError, match="read_only=True"):
+        Review(cards)  # deciding needs a run directory to save the decisions in
+
+
+def test_read_only_card_shows_passage_edit_and_the_questions_with_both_answers_and_verdicts(cards):
+    review = Review(cards, read_only=True)
+    assert which(review.view)[0] == ("rewrite", "iter2", "c0") and review.sort.value == "gain ↓"  # best gain first
+    html = review.info.value
+    assert "rewrite · iter2 · passage c0 · sample 0 · Title c0" in html
+    assert "Passage c0 &lt;b&gt;" in html and "edit rewrite-iter2-c0" in html and "<b>" not in html.replace("<b>rewrite", "")
+    assert "reward 1.000 · baseline 0.250 · gain +0.750" in html
+    assert "questions (1)" in html and "Ada &lt;A&gt;" in html
+    header = re.findall(r"<th[^>]*>([^<]*)</th>", html)
+    assert header == ["question", "gold", "before", "GPT-4.1", "grader", "after", "GPT-4.1", "grader"]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", html)
+    assert cells == ["Who is c0?", "Ada &lt;A&gt;", "Bob", "✗", "0.12", "Ada", "✓", "0.88"]
+    without = Review(cards.assign(questions=[[{k: q[k] for k in ("question", "answer", "before", "after")}
+                                              for q in qs] for qs in cards.questions]), read_only=True)
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", without.info.value) == ["question", "gold", "before", "after"]
+    assert "questions" not in Review(cards.drop(columns="questions"), read_only=True).info.value
+
+
+def test_read_only_filters_by_prompt_and_round_and_sorts_by_gain(cards):
+    review = Review(cards, read_only=True)
+    assert [o[0] for o in review.prompt_filter.options] == ["all", "rewrite", "self-qa"]
+    assert [o[0] for o in review.round_filter.options] == ["all", "base", "iter2"]
+    assert review.status_filter is None  # the table has no status column
+    review.prompt_filter.value = "self-qa"
+    assert which(review.view) == [("self-qa", "iter2", "c1"), ("self-qa", "base", "c0")]
+    review.round_filter.value = "base"
+    assert which(review.view) == [("self-qa", "base", "c0")] and review.position.value == "1 / 1"
+    review.prompt_filter.value = "all"
+    assert which(review.view) == [("rewrite", "base", "c0"), ("self-qa", "base", "c0")]  # gains +0.25, -0.5
+    review.round_filter.value = "all"
+    review.sort.value = "gain ↑"
+    assert which(review.view)[0] == ("self-qa", "base", "c0")
+    review.min_reward.value = 0.7
+    assert which(review.view) == [("self-qa", "iter2", "c1"), ("rewrite", "iter2", "c0")]
+    review.min_reward.value = review.min_reward.min
+    review.context_filter.value = "c1"
+    assert which(review.view) == [("self-qa", "iter2", "c1")]
+    review.context_filter.value = "all"
+    review.prompt_filter.value, review.round_filter.value = "rewrite", "base"
+    review.context_filter.value = "c1"
+    assert review.view.empty and EMPTY_VIEW in review.info.value and review.position.value == "0 / 0"
+
+
+def test_read_only_pages_list_prompt_round_and_gain(cards):
+    review = Review(cards, read_only=True, page_size=4)
+    assert "▶ rewrite iter2 c0 #0 · gain +0.75" in review.info.value and review.info.value.count("<li>") == 4
