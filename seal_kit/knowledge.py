@@ -6,6 +6,8 @@
     cand = task.score(passage, self_edit, seed=0)           # {"reward", "gain", "status", "losses", ...}
     task.self_edit_prompt(passage)                          # what the generator is asked (prompt="implications")
     task.score(passage, PassageOnly(repeats=6), seed=0)     # the passage alone, 6 documents: a self-edit's steps
+    jobs = passage_jobs(passages) + matched_jobs(task, by_id, edits)   # the controls of a table of self-edits
+    rows = list(score_jobs(executor, task, by_id, jobs, seed=0))       # each job with its reward, as it finishes
 
 Questions are asked without the passage ("Topic: <title>" + question), greedy, all questions of a
 call in one batched generation. Reward = the adapted model's accuracy; gain = reward - baseline.
@@ -42,6 +44,34 @@ class PassageOnly:
 def matched_condition(condition: str) -> str:
     """The name of `condition`'s step-matched passage-only control (notebook 02's MATCHED_CONTROL)."""
     return f"passage_matched:{condition}"
+
+
+# What a scored job keeps of the task's result (02's candidates.jsonl, 03's controls.jsonl).
+SCORED_COLUMNS = ["reward", "baseline", "gain", "status", "n_examples", "steps", "final_loss", "train_seconds",
+                  "eval_seconds", "answers"]
+
+
+def passage_jobs(passages) -> list[dict]:
+    """The paper's passage-only control, one job per passage: the passage trained once, nothing else."""
+    return [{"condition": "passage", "passage_id": p.id, "sample": -1, "self_edit": None} for p in passages]
+
+
+def matched_jobs(task: "KnowledgeTask", by_id: dict, edits) -> list[dict]:
+    """Each self-edit's step-matched control: the passage alone, as many documents as the edit gives (the same
+    optimiser steps), named `matched_condition(edit's condition)`. `edits`: rows with condition, passage_id,
+    sample and self_edit (a DataFrame or dicts)."""
+    rows = edits.to_dict("records") if hasattr(edits, "to_dict") else list(edits)
+    return [{"condition": matched_condition(r["condition"]), "passage_id": r["passage_id"], "sample": r["sample"],
+             "self_edit": None, "repeats": task.documents_of(by_id[r["passage_id"]], r["self_edit"])} for r in rows]
+
+
+def score_jobs(executor, task: "KnowledgeTask", by_id: dict, todo: list[dict], seed: int):
+    """Inner loop and answers of every job through the executor, yielded as each finishes, with SCORED_COLUMNS
+    added. A job without a self-edit trains on the passage alone (`repeats` times, default once)."""
+    items = [(by_id[job["passage_id"]], PassageOnly(job.get("repeats", 1)) if job["self_edit"] is None
+              else job["self_edit"], seed) for job in todo]
+    for n, row in executor.score(task, items):
+        yield {**todo[n], **{k: row[k] for k in SCORED_COLUMNS}}
 
 
 @dataclass

@@ -445,3 +445,37 @@ def paper_accuracy(condition: str, passage_ids: list[str]) -> dict:
     here = graded[(graded.kind == kind) & graded.passage_id.isin(passage_ids)]
     return {"paper_these_passages": float(here.groupby("passage_id").reference_correct.mean().mean()),
             "paper_all_200": graded.attrs["overall"][f"{kind}_mean_accuracy"]}
+
+
+# --- the paper's kept self-edits, to warm-start a generator ---------------------------------------------
+WARM_START_SETS = {"sft0": 0, "sft1": 1}  # what ReST-EM kept after the paper's round 0 and round 1
+
+
+def kept_edits(iteration: int) -> pd.DataFrame:
+    """The self-edits the paper's ReST-EM kept in round `iteration` (its SFT set, best of 5 per passage) with
+    the seal-train passage each was written for: columns passage_id, self_edit. The SFT prompts are the
+    reference layout's implications prompt; only their passage is kept, so a generator is taught these
+    edits under whatever prompt it is sampled with."""
+    by_context = {p.context: p.id for p in load_reference_passages("seal-train")}
+    rows = []
+    for n, (prompt, completion) in enumerate(zip(*load_sft(iteration).to_dict("list").values())):
+        _, found, rest = prompt.partition("\n\nPassage:\n")
+        context = rest.partition("\n")[2].rsplit("\n\n", 1)[0]
+        if not found or context not in by_context:
+            raise DataError(f"sft/sft_best1of5_iter{iteration}.jsonl: line {n + 1}: its prompt holds no seal-train "
+                            "passage as 'Passage:\\n<title>\\n<context>\\n\\n<cue>'")
+        rows.append({"passage_id": by_context[context], "self_edit": completion})
+    return pd.DataFrame(rows, columns=["passage_id", "self_edit"])
+
+
+def warm_start_edits(spec: str) -> list[pd.DataFrame]:
+    """The kept edits a GENERATOR_WARM_START value names, one table per warm-started round (`kept_edits`):
+    "seal-reference:sft0" -> round 0's; "seal-reference:sft0,sft1" -> round 0's, then round 1's for the
+    next update; "seal-reference:sft0+sft1" -> both pooled into one update."""
+    source, _, chosen = str(spec).partition(":")
+    rounds = [[s.strip() for s in part.split("+") if s.strip()] for part in chosen.split(",")]
+    if source != "seal-reference" or not all(rounds) or any(s not in WARM_START_SETS for r in rounds for s in r):
+        raise ValueError(f"GENERATOR_WARM_START={spec!r}: expected \"seal-reference:<sets>\" with sets from "
+                         f"{', '.join(WARM_START_SETS)} (the paper's kept edits after its round 0 and round 1): "
+                         "comma-separated for one update each, '+' to pool them into one")
+    return [pd.concat([kept_edits(WARM_START_SETS[s]) for s in sets], ignore_index=True) for sets in rounds]

@@ -3,6 +3,7 @@
     from seal_kit.rest_em import RestEM, RestEMConfig
     loop = RestEM(task, train, held_out, RestEMConfig(rounds=2), run)   # task: a reward.SelfEditTask
     done = loop.run()            # resumes from the run directory; False while a round awaits review
+    RestEM(..., warm_start=[[(passage, edit), ...]])   # round 0 keeps these edits instead of selecting its own
     loop.rounds                  # one row per round: mean/best reward, held-out accuracy, n_kept, seconds
     loop.candidates()            # one row per scored self-edit (reward averaged over seeds)
     RestEM(..., executor=InProcess(batch=4))   # or RayExecutor(...): where candidates are scored
@@ -15,6 +16,12 @@ untrained model) -> score each with the inner loop under S seeds (`task.score`) 
 a selection policy -> SFT the generator on the kept (prompt -> self-edit) pairs, loss on the
 self-edit only. After the last update one more round samples and scores without updating, so
 ROUNDS updates give ROUNDS + 1 rows.
+
+A warm start gives the first rounds' kept edits instead of selecting them: `warm_start[r]` is a list of
+(context, self-edit) pairs, say the paper's kept edits (`reference.warm_start_edits`), and round r then
+samples no training edits of its own; it still scores held-out edits, so round 0 measures the untrained
+generator and round 1 the warm-started one on the same held-out contexts. With every update warm-started
+and `final_train=False` no training contexts are needed at all.
 
 The generator (`seal_kit.generator`) is a second LoRA adapter on the same base model. `update="stack"`
 keeps training it round after round and switches it off for the inner loop, so every reward is
@@ -35,9 +42,10 @@ without them a resumed run matches an uninterrupted one only up to floating-poin
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -96,22 +104,32 @@ class RestEM:
     def __init__(self, task: SelfEditTask, train: list, held_out: list, config: RestEMConfig, run: Run,
                  policy: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
                  on_candidate: Callable[[dict], None] | None = None, on_round: Callable[[dict], None] | None = None,
-                 progress: bool = True, executor=None):
-        if not train:
-            raise ValueError("RestEM needs at least one training context; got none")
+                 progress: bool = True, executor=None, warm_start: Sequence[Sequence[tuple]] = ()):
+        if len(warm_start) > config.rounds or not all(warm_start):
+            raise ValueError(f"RestEM: warm_start gives kept edits for {len(warm_start)} rounds "
+                             f"({[len(w) for w in warm_start]} pairs), but there are {config.rounds} updates and "
+                             "each warm-started one needs at least one (context, self-edit) pair")
+        if not train and (len(warm_start) < config.rounds or config.final_train):
+            raise ValueError("RestEM needs at least one training context (none is needed only when every update "
+                             "is warm-started and final_train is False); got none")
         for name, contexts in (("train", train), ("held_out", held_out)):
             ids = [c.id for c in contexts]
             if len(set(ids)) != len(ids):
                 raise ValueError(f"RestEM: {name} contexts must have unique ids; repeated: "
                                  f"{sorted({i for i in ids if ids.count(i) > 1})}")
-        shared = sorted({c.id for c in train} & {c.id for c in held_out})
+        learned_from = [*train, *(c for pairs in warm_start for c, _ in pairs)]
+        shared = sorted({c.id for c in learned_from} & {c.id for c in held_out})
         if shared:
-            raise ValueError(f"RestEM: contexts {shared} are both training and held-out; held-out accuracy must "
-                             "come from contexts the generator never trained on")
+            raise ValueError(f"RestEM: contexts {shared} are both training (or warm-start) and held-out; held-out "
+                             "accuracy must come from contexts the generator never trained on")
         contexts = {"train": [c.id for c in train], "held_out": [c.id for c in held_out],
                     "policy": getattr(policy, "__name__", config.selection),
                     "content": fingerprint([*train, *held_out])}  # the same ids with edited text are other data
-        for name, pinned, what in (("contexts.json", contexts, "other contexts or another selection policy"),
+        if warm_start:  # other kept edits are another experiment; runs without a warm start pin no such key
+            contexts["warm_start"] = [hashlib.sha256(json.dumps([[c.id, edit] for c, edit in pairs]).encode())
+                                      .hexdigest()[:12] for pairs in warm_start]
+        for name, pinned, what in (("contexts.json", contexts,
+                                    "other contexts, another selection policy or another warm start"),
                                    (CONFIG_FILE, asdict(config.generator), "another generator config")):
             saved = run.path / name
             before = json.loads(saved.read_text()) if saved.exists() else None
@@ -125,6 +143,7 @@ class RestEM:
             run.write_json(name, pinned)
         self.task, self.config, self.store = task, config, run  # the Run holding every file
         self.train, self.held_out = list(train), list(held_out)
+        self.warm_start = [list(pairs) for pairs in warm_start]
         self.by_id = {c.id: c for c in self.train + self.held_out}
         self.policy = policy or self._named_policy()  # None: "human", a person's decisions
         self.on_candidate, self.on_round, self.progress = on_candidate, on_round, progress
@@ -168,7 +187,7 @@ class RestEM:
         path = self._round_dir(r) / "self_edits.parquet"  # typed: an edit reading "1.5" stays a string
         if path.exists():
             return pd.read_parquet(path)
-        train = self.train if r < self.config.rounds or self.config.final_train else []
+        train = self.train if (r < self.config.rounds or self.config.final_train) and r >= len(self.warm_start) else []
         rows = [{"round": r, "split": split, "context_id": c.id, "sample": s, "prompt": self.task.self_edit_prompt(c)}
                 for split, contexts, k in (("train", train, self.config.sampling.k),
                                            ("eval", self.held_out, self.config.eval_k))
@@ -244,11 +263,17 @@ class RestEM:
         path = self._round_dir(r) / "kept.parquet"
         if path.exists():
             return pd.read_parquet(path)
-        kept = self._select(r, train)
+        kept = self._warm_start(r) if r < len(self.warm_start) else self._select(r, train)
         if kept is not None:
             self.store.write_table(f"round-{r}/kept", kept.sort_values(["context_id", "sample"]))
             kept = pd.read_parquet(path)
         return kept
+
+    def _warm_start(self, r: int) -> pd.DataFrame:
+        """Round r's given kept edits, prompted as this task prompts its generator."""
+        return pd.DataFrame([{"round": r, "split": "warm_start", "context_id": c.id, "sample": n,
+                              "prompt": self.task.self_edit_prompt(c), "self_edit": edit}
+                             for n, (c, edit) in enumerate(self.warm_start[r])])
 
     def _update(self, r: int, kept: pd.DataFrame) -> list[float]:
         """SFT the generator on round r's kept pairs and save it; merged into the base if so configured.
@@ -288,7 +313,7 @@ class RestEM:
             if kept is None:
                 self.awaiting_review = r
                 return None
-            summary["n_kept"] = len(kept)
+            summary["n_kept"], summary["warm_start"] = len(kept), r < len(self.warm_start)
             losses = self._update(r, kept) if len(kept) else []
             if losses:
                 summary.update(updated=True, generator_loss=losses[-1])

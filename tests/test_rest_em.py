@@ -149,7 +149,7 @@ def test_a_model_gets_one_generator_and_runs_check_their_contexts(tmp_path):
         model, tokenizer = load_model("tiny", seed=0)
         return KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, epochs=1))
 
-    with pytest.raises(ValueError, match="both training and held-out"):
+    with pytest.raises(ValueError, match="both training \(or warm-start\) and held-out"):
         RestEM(fresh_task(), TRAIN, [TRAIN[0]], loop.config, loop.store)
     with pytest.raises(ValueError, match="other contexts"):
         RestEM(fresh_task(), TRAIN[:2], HELD_OUT, loop.config, loop.store)
@@ -165,6 +165,43 @@ def test_the_last_round_can_skip_the_training_contexts(tmp_path):
     assert last["n_candidates"] == 0 and last["mean_reward"] is None and last["eval_accuracy"] is not None
     assert set(loop.candidates(1).split) == {"eval"}
     json.dumps(loop.metrics(), allow_nan=False)
+
+
+def test_a_warm_start_keeps_the_given_edits_and_needs_no_training_contexts(tmp_path):
+    """Round 0 keeps the given (passage, edit) pairs instead of sampling its own: it scores the untrained
+    generator on the held-out passages only, the generator is trained on the given edits, and round 1 scores
+    the warm-started generator on the same held-out passages."""
+    given = [(TRAIN[0], "1. A fact from the first passage."), (TRAIN[1], "1. Another fact.\n2. And one more.")]
+    cfg = config(rounds=1, final_train=False)
+    model, tokenizer = load_model("tiny", seed=0)
+    task = KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, alpha=8, lr=1e-2, epochs=1),
+                         EvalConfig(max_new_tokens=5), grader=length_grader)
+    loop = RestEM(task, [], HELD_OUT, cfg, start_run("rest_em", tmp_path / "run", dataclasses.asdict(cfg)),
+                  progress=False, warm_start=[given])
+    assert loop.run()
+    kept = pd.read_parquet(loop.store.path / "round-0" / "kept.parquet")
+    assert dict(zip(kept.context_id, kept.self_edit)) == {p.id: edit for p, edit in given}
+    assert dict(zip(kept.context_id, kept.prompt)) == {p.id: task.self_edit_prompt(p) for p, _ in given}  # as sampled
+    assert [s["warm_start"] for s in loop.summaries[:1]] == [True] and loop.summaries[0]["updated"]
+    assert loop.summaries[0]["n_candidates"] == 0  # no training edits sampled: the given ones stand in
+    table = loop.candidates()
+    assert set(table.split) == {"eval"} and table.groupby("round").context_id.apply(list).tolist() == \
+        [[p.id for p in HELD_OUT]] * 2
+    assert loop.generator_losses[0] and (loop.store.path / "round-0" / "generator" / "generator").is_dir()
+    assert table[table["round"] == 0].self_edit.tolist() != table[table["round"] == 1].self_edit.tolist()
+
+    def fresh_task():
+        model, tokenizer = load_model("tiny", seed=0)
+        return KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, alpha=8, lr=1e-2, epochs=1))
+
+    with pytest.raises(ValueError, match="another warm start"):  # other kept edits are another experiment
+        RestEM(fresh_task(), [], HELD_OUT, cfg, loop.store, warm_start=[given[:1]])
+    with pytest.raises(ValueError, match="at least one training context"):  # round 1 would need its own edits
+        RestEM(fresh_task(), [], HELD_OUT, config(rounds=2, final_train=False), loop.store, warm_start=[given])
+    with pytest.raises(ValueError, match="warm-start\\) and held-out"):  # held out means never learned from
+        RestEM(fresh_task(), [], [TRAIN[0]], cfg, loop.store, warm_start=[given])
+    with pytest.raises(ValueError, match="kept edits for 2 rounds"):
+        RestEM(fresh_task(), TRAIN, HELD_OUT, cfg, loop.store, warm_start=[given, given])
 
 
 def test_resuming_with_another_config_is_refused(tmp_path):
@@ -213,6 +250,8 @@ def test_round_figures_have_the_expected_traces(tmp_path):
     bars = plots.reward_curve(rounds, held_out=held).data[2]  # matched by round, not by row order
     assert list(bars.error_y.array) == pytest.approx([0.2, 0.25])
     assert list(bars.error_y.arrayminus) == pytest.approx([0.1, 0.2]) and "interval" in bars.name
+    diverse = plots.reward_curve(rounds, diversity=pd.Series({1: 0.4, 0: 0.7}))  # by round, on the right axis
+    assert list(diverse.data[-1].y) == [0.7, 0.4] and diverse.data[-1].yaxis == "y2" and len(diverse.data) == 6
     candidates = table_of({"a": [0.2, 0.6], "b": [0.0, 1.0]}).assign(round=[0, 0, 1, 1], split="train")
     boxes = plots.reward_distribution(pd.concat([candidates, candidates.assign(split="eval")]))
     assert [t.name for t in boxes.data] == ["round 0", "round 1"] and list(boxes.data[1].y) == [0.0, 1.0]
