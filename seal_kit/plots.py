@@ -8,6 +8,9 @@
     live = plots.LiveFigure(every=10); live.update(lambda: plots.scoring_progress(loop.log.records))
     plots.save_html(figure, run.path / "reward_curve.html")     # static copy, opens offline
     plots.arc_grids({"input": task.test[0].input, "gold": task.test[0].output, "prediction": None}).show()
+    plots.prompt_rl(evidence.prompt_rl(judged))           # the paper's prompts before and after RL
+    plots.before_after(summaries, ["words", "grounding"]) # a statistic per panel, before/after RL per prompt
+    plots.heatmaps({"within each run": rho}, "Spearman correlation with the gain")
 
 In a notebook every figure shown carries a PNG beside plotly's interactive output, so an executed
 notebook (a papermill run's output, a notebook on GitHub or exported to HTML) shows its plots without
@@ -94,6 +97,73 @@ def strength_map(summary: pd.DataFrame, title: str = "Where self-edits help: acc
 
 
 @_figure
+def prompt_rl(table: pd.DataFrame, title: str = "The paper's self-edit prompts, before RL and after two ReST-EM rounds"
+              ) -> go.Figure:
+    """Per prompt, accuracy before RL and after (bars with their 95% intervals), and the no-edit baseline
+    each of the two runs judged again (a dash over each bar): `evidence.prompt_rl`'s table."""
+    prompts = table.index.tolist()
+    fig = go.Figure()
+    for side, name in (("before", "before RL (base)"), ("after", "after 2 ReST-EM rounds (iter2)")):
+        fig.add_trace(go.Bar(name=name, x=prompts, y=table[side], offsetgroup=side, text=[f"{v:.1%}" for v in table[side]],
+                             textposition="inside", insidetextanchor="start", error_y=dict(
+                                 type="data", symmetric=False, array=table[f"{side}_high"] - table[side],
+                                 arrayminus=table[side] - table[f"{side}_low"])))
+    for side, column in (("before", "baseline_before"), ("after", "baseline_after")):
+        fig.add_trace(go.Scatter(name=f"no-edit baseline, judged in the {side} run", x=prompts, y=table[column],
+                                 offsetgroup=side, mode="markers", legendgroup="baseline",
+                                 showlegend=side == "before", marker=dict(symbol="line-ew-open", size=28, color="black",
+                                                                          line=dict(width=2))))
+    fig.update_layout(title=title, barmode="group", scattermode="group", template="plotly_white", height=420,
+                      yaxis=dict(title="accuracy (mean of per-passage, 95% CI)", tickformat=".0%", rangemode="tozero"),
+                      legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+@_figure
+def before_after(summaries: pd.DataFrame, statistics: list[str], title: str = "What RL changed in the self-edits",
+                 labels: dict[str, str] | None = None) -> go.Figure:
+    """One panel per statistic, a bar per prompt and round: `summaries` has `prompt` and `round` columns
+    and one column per statistic (`edit_stats.summary` dicts, one row per self-edit set)."""
+    from plotly.subplots import make_subplots
+
+    labels = labels or {}
+    columns = 3 if len(statistics) > 4 else 2
+    rows = -(-len(statistics) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=[labels.get(s, s) for s in statistics],
+                        vertical_spacing=0.5 / rows, horizontal_spacing=0.08)
+    for n, statistic in enumerate(statistics):
+        for rnd, colour in zip(dict.fromkeys(summaries["round"]), ("#636EFA", "#EF553B", "#00CC96")):
+            part = summaries[summaries["round"] == rnd]
+            fig.add_trace(go.Bar(name=str(rnd), x=part["prompt"], y=part[statistic], marker_color=colour,
+                                 legendgroup=str(rnd), showlegend=n == 0), row=n // columns + 1, col=n % columns + 1)
+    fig.update_layout(title=title, barmode="group", template="plotly_white", height=300 * rows + 80,
+                      legend=dict(orientation="h", y=1.0 + 0.25 / rows, x=1, xanchor="right"))
+    return fig
+
+
+@_figure
+def heatmaps(panels: dict[str, pd.DataFrame], title: str = "", zmax: float | None = None) -> go.Figure:
+    """Tables of numbers side by side as heatmaps on one diverging scale (0 white), each cell labelled:
+    correlations, say, rows the groups and columns the statistics."""
+    from plotly.subplots import make_subplots
+
+    names = list(panels)
+    top = zmax or max(1e-9, *(float(abs(t.to_numpy()).max()) for t in panels.values()))
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.3 / len(names))
+    for n, name in enumerate(names, start=1):
+        table = panels[name]
+        fig.add_trace(go.Heatmap(z=table.to_numpy(), x=list(table.columns), y=[str(i) for i in table.index],
+                                 zmin=-top, zmax=top, zmid=0, colorscale="RdBu", showscale=n == len(names),
+                                 text=[[f"{v:+.2f}" for v in row] for row in table.to_numpy()],
+                                 texttemplate="%{text}", hovertemplate="%{y} · %{x}: %{z:+.3f}<extra></extra>"),
+                      row=1, col=n)
+        fig.update_yaxes(autorange="reversed", row=1, col=n)
+    height = 120 + 32 * max(len(t) for t in panels.values())
+    fig.update_layout(title=title, template="plotly_white", height=max(320, height), width=max(700, 480 * len(names)))
+    return fig
+
+
+@_figure
 def arc_grids(grids: dict, title: str = "") -> go.Figure:
     """ARC grids side by side as heatmaps in ARC colours; a None grid (no prediction) leaves its panel empty."""
     from plotly.subplots import make_subplots
@@ -161,9 +231,11 @@ def loss_curves(curves: dict[str, list[float]], title: str = "Inner-loop loss") 
 
 @_figure
 def reward_curve(rounds: pd.DataFrame, title: str = "ReST-EM: reward over rounds",
-                 held_out: pd.DataFrame | None = None) -> go.Figure:
+                 held_out: pd.DataFrame | None = None, diversity: pd.Series | None = None) -> go.Figure:
     """Mean and best-of-K reward on training contexts, held-out accuracy, and the base model's lines;
-    with `held_out` (RestEM.held_out_accuracy) the held-out accuracy carries its interval as error bars."""
+    with `held_out` (RestEM.held_out_accuracy) the held-out accuracy carries its interval as error bars;
+    with `diversity` (round -> distinct-n of the edits that round's generator wrote, `edit_stats.summary`)
+    a line on a right-hand axis shows whether the edits grow alike as the generator trains."""
     x = rounds["round"].tolist()
     error = None
     if held_out is not None and len(held_out):
@@ -180,6 +252,11 @@ def reward_curve(rounds: pd.DataFrame, title: str = "ReST-EM: reward over rounds
     ])
     fig.update_layout(title=title, xaxis=dict(title="round (0 = untrained generator)", dtick=1),
                       yaxis=dict(title="reward / accuracy", rangemode="tozero"), template="plotly_white", height=400)
+    if diversity is not None:
+        fig.add_trace(go.Scatter(x=x, y=diversity.reindex(x).tolist(), mode="lines+markers", yaxis="y2",
+                                 line=dict(dash="dashdot", color="grey"), name="edit diversity (distinct-3, right)"))
+        fig.update_layout(yaxis2=dict(title="distinct-3 of the round's edits", overlaying="y", side="right",
+                                      range=[0, 1], showgrid=False))
     return fig
 
 

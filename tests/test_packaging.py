@@ -69,7 +69,8 @@ def test_the_wheel_works_on_its_own_outside_the_repository(tmp_path):
     assert "prompt_ablation" in subprocess.run([seal_kit, "sweep", "--grid", "nothing-like-it"], cwd=work, env=env,
                                                capture_output=True, text=True).stderr
     run("notebooks", "nb")
-    assert sorted(p.name for p in (work / "nb").iterdir())[:2] == ["01_quickstart.ipynb", "02_knowledge_incorporation.ipynb"]
+    assert sorted(p.name for p in (work / "nb").iterdir())[:3] == ["00_papers_evidence.ipynb", "01_quickstart.ipynb",
+                                                                   "02_knowledge_incorporation.ipynb"]
     said = run("run", "nb/01_quickstart.ipynb", "-p", "SMOKE", "true", "-p", "MODEL", "tiny", "--run-dir", "runs/quick")
     assert "finished" in said
     assert json.loads((work / "runs" / "quick" / "metrics.json").read_text())

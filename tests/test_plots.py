@@ -86,3 +86,22 @@ def test_accuracy_bars_draw_intervals_as_asymmetric_error_bars():
     assert list(error.arrayminus) == pytest.approx([0.1, 0.0]) and list(error.array) == pytest.approx([0.2, 0.4])
     assert figure.layout.yaxis.range[1] == pytest.approx(0.9 * 1.2)  # the highest whisker stays in view
     assert plots.accuracy_bars({"base": 0.2}).data[0].error_y.array is None  # no intervals, no error bars
+
+
+def test_the_prompt_rl_figure_puts_each_runs_baseline_over_its_own_bar():
+    import pandas as pd
+
+    table = pd.DataFrame({"before": [0.4, 0.5], "before_low": [0.35, 0.45], "before_high": [0.45, 0.55],
+                          "after": [0.47, 0.55], "after_low": [0.43, 0.5], "after_high": [0.5, 0.6],
+                          "baseline_before": [0.32, 0.33], "baseline_after": [0.33, 0.31]}, index=["implications", "rewrite"])
+    figure = plots.prompt_rl(table)
+    bars, marks = figure.data[:2], figure.data[2:]
+    assert [b.offsetgroup for b in bars] == [m.offsetgroup for m in marks] == ["before", "after"]
+    assert list(bars[1].error_y.arrayminus) == pytest.approx([0.04, 0.05]) and list(marks[1].y) == [0.33, 0.31]
+    summaries = pd.DataFrame({"prompt": ["a", "a", "b", "b"], "round": ["base", "iter2"] * 2, "words": [1, 2, 3, 4],
+                              "grounding": [0.1, 0.2, 0.3, 0.4]})
+    panels = plots.before_after(summaries, ["words", "grounding"], labels={"words": "words per edit"})
+    assert len(panels.data) == 4 and panels.layout.annotations[0].text == "words per edit"
+    assert list(panels.data[1].y) == [2, 4] and panels.data[1].name == "iter2"
+    heat = plots.heatmaps({"left": pd.DataFrame([[0.1, -0.3]], index=["r"], columns=["x", "y"])}, zmax=0.5)
+    assert heat.data[0].zmin == -0.5 and list(heat.data[0].text[0]) == ["+0.10", "-0.30"]
