@@ -12,8 +12,12 @@
 A grader's score >= 0.5 counts as its verdict "correct". Accuracies are means over passages of each
 passage's accuracy, as the paper's Table 2 reports them (`adapter_mean_accuracy`), from the grader's
 scores (for the fitted grader: a mean of probabilities, which estimates the judge's accuracy).
-The fitted grader is checked honestly: for each single-passage condition it is refitted on the other
-three and scored on the one it never saw; the CPT runs' verdicts are never used for fitting at all.
+
+The fitted grader is fitted on the 12 single-passage runs in CONDITIONS: Table 2's four (base, passage
+only, GPT-4.1 and SEAL iter2 self-edits) and the paper's other self-edit prompts (longer implications,
+very long implications, rewrite, self-QA), each before RL and after two ReST-EM rounds; 22,396 non-empty
+judged answers in all. It is checked honestly: for each of the 12 it is refitted on the other eleven and
+scored on the one it never saw; the 4 CPT runs' verdicts are never used for fitting at all.
 """
 from __future__ import annotations
 
@@ -26,7 +30,10 @@ import pandas as pd
 
 from .graders import FEATURES, FittedGrader, Grader, answer_features, get_grader
 
-CONDITIONS = ("base", "naive", "gpt4_1", "iter2")  # the single-passage runs of Table 2
+# the single-passage runs: Table 2's four, then the paper's other self-edit prompts before RL and after two rounds
+CONDITIONS = ("base", "naive", "gpt4_1", "iter2", "implications-long-base", "implications-long-iter2",
+              "implications-very-long-base", "implications-very-long-iter2", "rewrite-base", "rewrite-iter2",
+              "self-qa-base", "self-qa-iter2")
 HELD_OUT = ("cpt_base", "cpt_naive", "cpt_gpt4_1", "cpt_iter2")  # never used for fitting
 WEIGHTS = Path(__file__).resolve().parent / "data" / "fitted_grader.json"
 
@@ -64,36 +71,53 @@ def _design(graded: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return features, rows.reference_correct.to_numpy(float)
 
 
-def fit(graded: list[pd.DataFrame], l2: float = 1e-2, steps: int = 4000, lr: float = 0.5) -> dict:
-    """Logistic weights for FittedGrader from judged answers (full-batch gradient descent on standardised
-    features: deterministic, no extra dependency)."""
-    designs = [_design(g) for g in graded]
+def fit(graded: list[pd.DataFrame], l2: float = 1e-2, iterations: int = 50) -> dict:
+    """Logistic weights for FittedGrader from judged answers: the mean log loss plus l2/2 times the squared
+    weights (the intercept unpenalised), on standardised features, minimised by Newton's method (exact,
+    deterministic, no extra dependency; converges in a handful of iterations)."""
+    fitted_on = sorted({str(g.condition.iloc[0]) for g in graded})
+    return _fit_designs([_design(g) for g in graded], fitted_on, l2, iterations)
+
+
+def _fit_designs(designs: list[tuple[np.ndarray, np.ndarray]], fitted_on: list[str], l2: float = 1e-2,
+                 iterations: int = 50) -> dict:
     x, y = np.vstack([d[0] for d in designs]), np.concatenate([d[1] for d in designs])
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-6] = 1.0  # a feature constant here must not explode where it varies
-    z = (x - mean) / scale
-    w, b = np.zeros(z.shape[1]), 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(z @ w + b)))
-        w -= lr * (z.T @ (p - y) / len(y) + l2 * w)
-        b -= lr * float((p - y).mean())
-    return {"features": list(FEATURES), "intercept": b, "coef": w.tolist(), "mean": mean.tolist(),
-            "scale": scale.tolist(), "fitted_on": sorted({str(g.condition.iloc[0]) for g in graded}), "n": int(len(y))}
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])  # the last column carries the intercept
+    penalty = l2 * np.eye(z.shape[1])
+    penalty[-1, -1] = 0.0
+    theta = np.zeros(z.shape[1])
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(z @ theta)))
+        gradient = z.T @ (p - y) / len(y) + penalty @ theta
+        hessian = (z * (p * (1 - p))[:, None]).T @ z / len(y) + penalty
+        step = np.linalg.solve(hessian, gradient)
+        theta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return {"features": list(FEATURES), "intercept": float(theta[-1]), "coef": theta[:-1].tolist(),
+            "mean": mean.tolist(), "scale": scale.tolist(), "fitted_on": fitted_on, "n": int(len(y))}
 
 
-def agreement_table(graders=("contains", "exact_match", "f1")) -> pd.DataFrame:
+def agreement_table(graders=("contains", "exact_match", "f1"),
+                    graded: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:
     """Every grader on every published condition; "fitted" is scored on each single-passage condition
-    by weights fitted on the other three, and on the CPT runs by the shipped weights."""
+    by weights fitted on the other eleven (leave one condition out), and on the CPT runs by the shipped
+    weights. `graded` (name -> `load_graded` table) saves loading the 16 runs again."""
     from .reference import load_graded
 
-    graded = {name: load_graded(name) for name in CONDITIONS + HELD_OUT}
+    graded = graded if graded is not None else {name: load_graded(name) for name in CONDITIONS + HELD_OUT}
+    designs = {name: _design(graded[name]) for name in CONDITIONS}  # each condition's features, computed once
     rows = []
-    for condition, frame in graded.items():
+    for condition in CONDITIONS + HELD_OUT:
+        frame = graded[condition]
         for grader in graders:
             rows.append({"condition": condition, **agreement(grader, frame)})
         if condition in CONDITIONS:
-            others = fit([graded[c] for c in CONDITIONS if c != condition])
-            rows.append({"condition": condition, **agreement(FittedGrader(others), frame, "fitted (held out)")})
+            others = [c for c in CONDITIONS if c != condition]
+            weights = _fit_designs([designs[c] for c in others], sorted(others))
+            rows.append({"condition": condition, **agreement(FittedGrader(weights), frame, "fitted (held out)")})
         else:
             rows.append({"condition": condition, **agreement("fitted", frame, "fitted (shipped)")})
     table = pd.DataFrame(rows)

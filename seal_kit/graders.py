@@ -185,29 +185,88 @@ class OpenAIJudge(_YesNoJudge):
 # `contains` misses correct answers that say more than the gold phrase in other words and accepts
 # answers that run on into invented questions; GPT-4.1 (the paper's judge) did neither. The fitted
 # grader turns a few lexical signals into the probability that GPT-4.1 says "yes", with logistic weights
-# fitted on its 7,792 published verdicts (`seal_kit.agreement.fit`, leave-one-condition-out checked).
+# fitted on its published verdicts for the 12 single-passage runs (Table 2's four and the other self-edit
+# prompts' eight: 23,376 answers, 22,396 of them non-empty; `seal_kit.agreement.fit`, checked by leaving
+# one run out at a time; the CPT runs are never fitted). Besides exact word and number matches, it reads
+# the gold's words in other forms (shared stems, near spellings, hyphenated compounds, ordinals in figures),
+# numbers the answer states that the gold does not, answers that hedge, and right answers that run on.
 # Its score is that probability, so an accuracy (a mean of scores) estimates the judge's accuracy.
 
 _RUN_ON = re.compile(r"\n\s*\n|\s(?:Q|Question|Topic|Context|Passage|Answer)\s*:|\n(?:Q|Question|Topic|Context|Passage)\s*:")
 _NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-                 "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
-                 "hundred": "100", "thousand": "1000", "million": "1000000"}
+                 "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
+                 "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
+                 "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
+                 "seventy": "70", "eighty": "80", "ninety": "90", "hundred": "100", "thousand": "1000",
+                 "million": "1000000", "first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5",
+                 "sixth": "6", "seventh": "7", "eighth": "8", "ninth": "9", "tenth": "10", "eleventh": "11",
+                 "twelfth": "12"}
 _FUNCTION_WORDS = set("of in on at to for by and or with from as is was were be been are it its this that which "
                       "who whom what when where how why".split())
-FEATURES = ("contains", "contains_first", "recall", "recall_first", "recall_new", "number_match", "number_miss",
-            "longest_block", "run_on", "log_length", "log_gold_length", "short")
+# for weighing the gold's words by length: also the short everyday words that carry little of an answer
+_LIGHT_WORDS = _FUNCTION_WORDS | set("after before during into than not also such about over under between there their "
+                                     "they them has have had can could would will may might other some any all many "
+                                     "much more most very only one".split())
+_JOINER = re.compile(r"(?<=\w)[-\u2010-\u2015/](?=\w)")  # "disk-shaped", "1973–80", "AC/DC": separate words
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th|s)")
+_HEDGE = re.compile(r"\b(no (?:specific |explicit |direct )?(?:mention|information|record|indication|evidence)|not "
+                    r"(?:explicitly |specifically |directly )?(?:specified|mentioned|known|clear|stated|provided|given|"
+                    r"said|discussed|addressed)|unknown|unclear|i don'?t know|cannot be determined|does not "
+                    r"(?:say|mention|specify|state|provide))\b", re.I)
+# contains: the gold phrase anywhere; recall*: share of the gold's content words said (anywhere, in the first
+# answer, of those the question does not give away); number_match/miss: the gold's numbers all / none said;
+# longest_block: longest run of gold characters in the first answer; run_on: the answer goes on past it;
+# log_gold_length; short: an answer about as short as the gold. The rest read the words in other forms
+# (`_near`, hyphens as separators): near_new: the gold's new words said in the answer's own words (not the
+# question's); near_new_chars: the same weighed by word length, everyday words left out; number_extra: a
+# number the gold does not hold; gold_position: where the first gold word falls (0 first, 1 not at all);
+# run_on_hit: a run-on after an answer that has the gold (GPT-4.1 often rejected those); hedge: "not
+# mentioned", "unknown" and the like.
+FEATURES = ("contains", "recall", "recall_first", "recall_new", "number_match", "number_miss", "longest_block", "run_on",
+            "log_gold_length", "short", "near_new", "near_new_chars", "number_extra", "gold_position", "run_on_hit",
+            "hedge")
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     word = _NUMBER_WORDS.get(word, word)
+    if _ORDINAL.fullmatch(word):  # "11th" -> "11", "1920s" -> "1920"
+        return word.rstrip("stndrh")
     for suffix in ("ing", "ed", "es", "s", "ly"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
             return word[:-len(suffix)]
     return word
 
 
-def _words(text: str) -> list[str]:
-    return [_stem(w) for w in normalize(text).split()]
+def _words(text: str, split: bool = False) -> list[str]:
+    return [_stem(w) for w in normalize(_JOINER.sub(" ", text) if split else text).split()]
+
+
+def _near(word: str, seen: set[str]) -> bool:
+    """The word itself, or a form of it: a shared stem ("journalism"/"journalist", "Japan"/"Japanese") or a
+    spelling a letter or two apart ("Kurultai"/"Khuruldai")."""
+    if word in seen:
+        return True
+    if len(word) < 4:
+        return False
+    for other in seen:
+        if len(other) < 4 or other[:3] != word[:3]:
+            continue
+        shared = len(os.path.commonprefix([word, other]))
+        if shared >= max(4, min(len(word), len(other)) - 2):
+            return True
+        if len(word) >= 6 and abs(len(word) - len(other)) <= 2 and SequenceMatcher(None, word, other).ratio() >= 0.8:
+            return True
+    return False
+
+
+def _numbers(text: str, words: list[str]) -> set[str]:
+    text = text.replace(",", "")
+    found = set(_NUMBER.findall(text)) | {w for w in words if w.isdigit()}
+    for century, _, end in re.findall(r"\b(1\d|20)(\d\d)\s*[-\u2013\u2014]\s*(\d\d)\b", text):  # "1973–80": 1980 too
+        found.add(century + end)
+    return found
 
 
 def first_answer(prediction: str) -> str:
@@ -217,25 +276,45 @@ def first_answer(prediction: str) -> str:
 
 def answer_features(question: str, answer: str, prediction: str) -> list[float]:
     """The fitted grader's inputs, in FEATURES order (all computable without a model)."""
+    return list(_features(question, answer, prediction))
+
+
+@lru_cache(maxsize=1 << 16)  # runs share many answers (their no-edit baselines), and a refit reads each again
+def _features(question: str, answer: str, prediction: str) -> tuple[float, ...]:
     first = first_answer(prediction)
-    gold, said, said_first = _words(answer), set(_words(prediction)), set(_words(first))
+    gold, said, said_first = _words(answer), set(_words(prediction)), _words(first)
     content = [w for w in gold if w not in _FUNCTION_WORDS] or gold
     new = [w for w in content if w not in set(_words(question))] or content  # what the question does not give away
 
-    def recall(words, seen):
-        return sum(w in seen for w in words) / len(words) if words else 0.0
+    def recall(words, seen, match=set.__contains__):
+        return sum(match(seen, w) for w in words) / len(words) if words else 0.0
 
     gold_text, first_text = normalize(answer), normalize(first)
     numbers = set(re.findall(r"\d+", answer.replace(",", "")))
     numbers_said = set(re.findall(r"\d+", first.replace(",", ""))) | {w for w in said_first if w.isdigit()}
     blocks = SequenceMatcher(None, gold_text, first_text, autojunk=False).get_matching_blocks()
-    return [float(bool(gold_text) and f" {gold_text} " in f" {normalize(prediction)} "),
-            float(bool(gold_text) and f" {gold_text} " in f" {first_text} "),
-            recall(content, said), recall(content, said_first), recall(new, said_first),
+    run_on = float(len(first) < len(prediction.strip()) - 5)
+    # the same words with hyphens and dashes as separators, matched loosely ("disk-shaped" has "disk")
+    split_gold, split_first, split_question = _words(answer, True), _words(first, True), set(_words(question, True))
+    split_content = [w for w in split_gold if w not in _FUNCTION_WORDS] or split_gold
+    split_new = [w for w in split_content if w not in split_question] or split_content
+    near = lambda seen, w: _near(w, seen)  # noqa: E731
+    near_gold = recall(split_new, set(split_first), near)
+    heavy = [w for w in split_gold if w not in _LIGHT_WORDS] or split_gold
+    heavy = [w for w in heavy if w not in split_question] or heavy
+    chars = sum(len(w) for w in heavy)
+    gold_numbers, first_numbers = _numbers(answer, split_gold), _numbers(first, split_first)
+    position = next((i / max(1, len(split_first)) for i, w in enumerate(split_first)
+                     if w in split_new and w not in split_question), 1.0)
+    return (float(bool(gold_text) and f" {gold_text} " in f" {normalize(prediction)} "),
+            recall(content, said), recall(content, set(said_first)), recall(new, set(said_first)),
             float(bool(numbers) and numbers <= numbers_said), float(bool(numbers) and not numbers & numbers_said),
-            max((b.size for b in blocks), default=0) / max(1, len(gold_text)),
-            float(len(first) < len(prediction.strip()) - 5),
-            math.log1p(len(said_first)), math.log1p(len(gold)), float(len(_words(first)) <= len(gold) + 3)]
+            max((b.size for b in blocks), default=0) / max(1, len(gold_text)), run_on,
+            math.log1p(len(gold)), float(len(said_first) <= len(gold) + 3),
+            recall(split_new, {w for w in split_first if w not in split_question}, near),
+            sum(len(w) for w in heavy if _near(w, set(split_first))) / chars if chars else 0.0,
+            float(bool(gold_numbers) and bool(first_numbers - gold_numbers)), position,
+            run_on * near_gold, float(bool(_HEDGE.search(first))))
 
 
 class FittedGrader:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from seal_kit import agreement as agreement_module
-from seal_kit.agreement import CONDITIONS, agreement, fit
+from seal_kit.agreement import CONDITIONS, HELD_OUT, agreement, agreement_table, fit
 from seal_kit.cli import main
 from seal_kit.graders import FEATURES, FittedGrader, answer_features, first_answer, get_grader
 
@@ -56,7 +56,7 @@ def test_fit_learns_which_way_the_evidence_points_and_an_empty_answer_is_wrong()
     for n in range(30):
         rows += [(n, "adapter", "Which city?", "Pellin Harbour", "The capital is Pellin Harbour.", True),
                  (n, "adapter", "Which city?", "Pellin Harbour", "It is Sorrel Bay, I think.", False)]
-    grader = FittedGrader(fit([graded_frame(rows)], steps=500))
+    grader = FittedGrader(fit([graded_frame(rows)]))
     right, wrong, empty = grader(["Pellin Harbour is the capital.", "It is Sorrel Bay, I believe.", "  "], ["Pellin Harbour"] * 3,
                                  ["Which city?"] * 3)
     assert right > 0.9 and wrong < 0.1 and empty == 0.0
@@ -76,28 +76,55 @@ def test_fitted_is_the_default_knowledge_grader():
     assert scores[0] > 0.5 and scores[1] == 0.0 and scores[2] < 0.5
 
 
-@needs_reference
-def test_shipped_weights_are_what_the_fit_command_writes():
+def test_features_read_an_answer_in_other_forms():
+    features = lambda q, a, p: dict(zip(FEATURES, answer_features(q, a, p)))  # noqa: E731
+    # another form of the gold's word, a hyphenated compound, an ordinal in figures: near, where exact recall is not
+    assert features("What do FtsZ1 and FtsZ2 combine into?", "filaments", "A filamental structure")["near_new"] == 1.0
+    assert features("What do FtsZ1 and FtsZ2 combine into?", "filaments", "A filamental structure")["recall_new"] == 0.0
+    assert features("What shape are they?", "pancake-shaped circular disks", "Disk-shaped.")["near_new"] == 0.5
+    assert features("Which Doctor?", "the Eleventh Doctor", "The 11th Doctor.")["recall_new"] == 1.0
+    wrong_sum = features("How much did it cost?", "$20.4 billion", "$25.4 billion")
+    assert wrong_sum["number_extra"] == 1.0 and wrong_sum["number_miss"] == 0.0  # "4" is shared; 25.4 is not 20.4
+    run_on = features("Who missed?", "Graham Gano", "Graham Gano\n\nQ: Passage: The 2017 season")
+    assert run_on["run_on_hit"] == 1.0 and features("Who missed?", "Graham Gano", "Graham Gano")["run_on_hit"] == 0.0
+    assert features("How often?", "annually", "There is no specific mention of an annual renewal.")["hedge"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def graded():
     from seal_kit.reference import load_graded
 
+    return {name: load_graded(name) for name in CONDITIONS + HELD_OUT}
+
+
+@needs_reference
+def test_shipped_weights_are_what_the_fit_command_writes(graded):
     shipped = FittedGrader().weights
-    refit = fit([load_graded(c) for c in CONDITIONS])
-    assert shipped["fitted_on"] == sorted(CONDITIONS)
+    refit = fit([graded[c] for c in CONDITIONS])
+    assert len(CONDITIONS) == 12 and shipped["fitted_on"] == sorted(CONDITIONS) and shipped["n"] == refit["n"]
+    assert not set(shipped["fitted_on"]) & set(HELD_OUT)  # the CPT runs stay a check, never fitted
     assert shipped["coef"] == pytest.approx(refit["coef"], abs=1e-6)
     assert shipped["intercept"] == pytest.approx(refit["intercept"], abs=1e-6)
 
 
 @needs_reference
-def test_fitted_grader_on_a_condition_it_never_saw_beats_contains_and_reads_accuracy_within_two_points():
-    from seal_kit.reference import load_graded
-
-    frames = {c: load_graded(c) for c in CONDITIONS}
-    held_out = frames["gpt4_1"]  # the condition where contains disagrees most
-    grader = FittedGrader(fit([frames[c] for c in CONDITIONS if c != "gpt4_1"]))
-    fitted, contains = agreement(grader, held_out), agreement("contains", held_out)
-    assert fitted["agreement"] > contains["agreement"] and fitted["kappa"] > contains["kappa"]
-    adapter = fitted["accuracy"]["adapter"]
-    assert abs(adapter["grader"] - adapter["reference"]) <= 0.02
+def test_fitted_grader_on_each_condition_it_never_saw_reads_accuracy_within_two_points(graded):
+    """The README's table: each single-passage condition scored by weights fitted on the other eleven, the
+    CPT runs by the shipped weights (fitted on none of them)."""
+    table = agreement_table(("contains",), graded)
+    fitted, contains = (table[table.grader.str.startswith(g)].set_index("condition") for g in ("fitted", "contains"))
+    assert list(fitted.index) == list(CONDITIONS + HELD_OUT)
+    assert (fitted.loc[list(CONDITIONS)].grader == "fitted (held out)").all()
+    assert (fitted.loc[list(HELD_OUT)].grader == "fitted (shipped)").all()
+    # accuracy after the edits and before (the no-edit baseline each run judged again): within 2 points of GPT-4.1's
+    assert (fitted.adapter_grader - fitted.adapter_reference).abs().max() <= 0.02
+    assert (fitted.baseline_grader - fitted.baseline_reference).abs().max() <= 0.02
+    # verdicts: better than contains on every condition; 0.90 or more on most held-out conditions, not all
+    assert (fitted.agreement - contains.agreement).min() >= 0.02 and (fitted.kappa > contains.kappa).all()
+    held_out = fitted.loc[list(CONDITIONS)]
+    assert held_out.agreement.min() >= 0.875 and held_out.agreement.mean() >= 0.90
+    assert (held_out.agreement >= 0.90).sum() >= 7
+    assert fitted.loc[list(HELD_OUT)].agreement.min() >= 0.88
 
 
 @needs_reference
