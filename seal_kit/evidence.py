@@ -34,18 +34,22 @@ from .stats import bootstrap_interval, paired_gain
 RUN_KEY = ["prompt", "round", "condition"]
 
 
+def _of_passages(table: pd.DataFrame, passage_ids, what: str) -> pd.DataFrame:
+    """The rows of `passage_ids` (all rows for None); an id the table lacks is refused, naming what it covers."""
+    if passage_ids is None:
+        return table
+    wanted = [str(p) for p in passage_ids]
+    if unknown := sorted(set(wanted) - set(table.passage_id)):
+        raise ValueError(f"no {what} for passage id(s) {unknown[:5]}; they cover "
+                         f"{table.passage_id.min()} .. {table.passage_id.max()}")
+    return table[table.passage_id.isin(wanted)]
+
+
 def load_judged(passage_ids=None) -> pd.DataFrame:
     """Every prompt x round run's judged answers (`reference.load_graded` rows with `prompt` and `round`
     columns; `condition` is the set's name), for `passage_ids` only when given."""
     tables = [load_graded(name).assign(prompt=prompt, round=rnd) for (prompt, rnd), name in PROMPT_SETS.items()]
-    judged = pd.concat(tables, ignore_index=True)
-    if passage_ids is not None:
-        wanted = [str(p) for p in passage_ids]
-        if unknown := sorted(set(wanted) - set(judged.passage_id)):
-            raise ValueError(f"no judged answers for passage id(s) {unknown[:5]}; the runs cover "
-                             f"{judged.passage_id.min()} .. {judged.passage_id.max()}")
-        judged = judged[judged.passage_id.isin(wanted)].reset_index(drop=True)
-    return judged
+    return _of_passages(pd.concat(tables, ignore_index=True), passage_ids, "judged answers").reset_index(drop=True)
 
 
 def load_edits(passage_ids=None, sample: int | None = None) -> pd.DataFrame:
@@ -54,13 +58,7 @@ def load_edits(passage_ids=None, sample: int | None = None) -> pd.DataFrame:
     Five per passage, one for implications-very-long (only its judged edit was published)."""
     tables = [load_reference_self_edits(name).rename(columns={"prompt": "prompt_text"})
               .assign(prompt=prompt, round=rnd, condition=name) for (prompt, rnd), name in PROMPT_SETS.items()]
-    edits = pd.concat(tables, ignore_index=True)
-    if passage_ids is not None:
-        wanted = [str(p) for p in passage_ids]
-        if unknown := sorted(set(wanted) - set(edits.passage_id)):
-            raise ValueError(f"no published self-edits for passage id(s) {unknown[:5]}; the sets cover "
-                             f"{edits.passage_id.min()} .. {edits.passage_id.max()}")
-        edits = edits[edits.passage_id.isin(wanted)]
+    edits = _of_passages(pd.concat(tables, ignore_index=True), passage_ids, "published self-edits")
     if sample is not None:
         edits = edits[edits["sample"] == sample]
     return edits[[*RUN_KEY, *(c for c in edits.columns if c not in RUN_KEY)]].reset_index(drop=True)
