@@ -391,7 +391,7 @@ def load_sft(iteration: int) -> pd.DataFrame:
 
 # --- Table 2 replayed: the paper's self-edit sets as conditions of our own runs -------------------------
 TABLE2_SETS = ("base", "gpt4_1", "iter2")  # Qwen2.5-7B before RL, GPT-4.1, SEAL after two ReST-EM rounds
-EVAL_SETS = ("gpt4_1", *PROMPT_SETS.values())  # every published set of self-edits for the evaluation passages
+EVAL_SETS = tuple(dict.fromkeys([*TABLE2_SETS, *PROMPT_SETS.values()]))  # every published set for the evaluation passages
 # our condition -> (the paper's graded run behind its figure, whose answers): "naive" trained on the passage only
 PAPER_RUNS = {"base": ("base", "baseline"), "passage": ("naive", "adapter"),
               **{f"seal-reference:{s}": (s, "adapter") for s in EVAL_SETS}}

@@ -149,7 +149,7 @@ def test_a_model_gets_one_generator_and_runs_check_their_contexts(tmp_path):
         model, tokenizer = load_model("tiny", seed=0)
         return KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, epochs=1))
 
-    with pytest.raises(ValueError, match="both training \(or warm-start\) and held-out"):
+    with pytest.raises(ValueError, match=r"both training \(or warm-start\) and held-out"):
         RestEM(fresh_task(), TRAIN, [TRAIN[0]], loop.config, loop.store)
     with pytest.raises(ValueError, match="other contexts"):
         RestEM(fresh_task(), TRAIN[:2], HELD_OUT, loop.config, loop.store)
