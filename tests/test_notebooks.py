@@ -572,3 +572,15 @@ def test_the_papers_evidence(tmp_path):
         assert (tmp_path / name).exists(), name
     assert exercise_check(tmp_path / "00_papers_evidence.ipynb").startswith("✗ not done yet")
     rerun_reads_back("00_papers_evidence.ipynb", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_knowledge_incorporation.ipynb"])
+def test_the_first_lessons_run_in_bf16_on_a_cpu(tmp_path, name):
+    """DTYPE="bfloat16" end to end on the CPU (the tiny model: this CPU may lack bf16 units), so a dtype bug a
+    GPU user would hit shows in CI; the run records its dtype."""
+    metrics = run_notebook(name, tmp_path, MODEL="tiny", DTYPE="bfloat16", K=1)
+    assert all(0.0 <= v <= 1.0 for v in metrics.get("accuracy", {"best": metrics.get("best_reward", 0.0)}).values())
+    sessions = json.loads((tmp_path / "provenance.json").read_text())["sessions"]
+    assert sessions[-1]["model"]["dtype"] == "bfloat16"
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["DTYPE"] == "bfloat16"
