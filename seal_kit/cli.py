@@ -12,6 +12,7 @@
     seal-kit profiles                                            # the run profiles and what each is for
     seal-kit profiles show paper 03                              # the parameters 03 runs with under a profile, as YAML
     seal-kit grade-agreement iter2 --grader contains             # a grader against the paper's judge, one JSON line
+    seal-kit doctor [--json]                                     # this machine: ISA, measured matmul peaks, what DTYPE=auto picks
 
 Values are read as YAML: `-p K 3` is the integer 3, `-p SMOKE true` a boolean, `-p TASKS "[a, b]"` a list.
 Running the same sweep (same --out) again skips finished runs and retries failed ones.
@@ -175,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     listing = sub.add_parser("runs", help="list run directories with their status")
     listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
 
+    doctor = sub.add_parser("doctor", help="what this machine is and what the kit will do on it (measured, a few seconds)")
+    doctor.add_argument("--json", action="store_true", help="one JSON line instead of the report")
+    doctor.add_argument("--no-measure", action="store_true", help="skip the matmul timings")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
@@ -228,6 +233,12 @@ def main(argv: list[str] | None = None) -> int:
 
             for what, where in export(args.run_dir, args.out, merged=args.merged, push_to_hub=args.push_to_hub).items():
                 print(f"{what}: {where}")
+            return 0
+        if args.command == "doctor":
+            from .doctor import describe, examine
+
+            facts = examine(measure=not args.no_measure)
+            print(json.dumps(facts) if args.json else describe(facts))
             return 0
         if args.command == "grade-agreement":
             print(json.dumps(_grade_agreement(args.file, args.grader, args.limit)))
