@@ -164,3 +164,12 @@ def test_base_weights_are_restored_after_a_merge_and_on_an_exception():
             default.merge()
             raise Crash
     assert all(torch.equal(p, before[n]) for n, p in base_weights(model).items())
+
+
+def test_only_the_active_adapter_is_folded_in():
+    model = LlamaForCausalLM(tiny_config(64))
+    first = AdapterSlot.add(model, "default", InnerLoopConfig(rank=4))
+    second = AdapterSlot.add(first.model, "other", InnerLoopConfig(rank=4))
+    with pytest.raises(RuntimeError, match="adapter 'other' is not the active one"):
+        with second.merged():
+            pass
