@@ -141,6 +141,10 @@ class KnowledgeTask(SelfEditTask):
         return results
 
     def _merge_answers(self) -> bool:
+        """Whether answers fold the inner loop's adapter in: only when it is the adapter answering (another
+        slot active, as the generator's while it writes, is left as peft runs it)."""
+        if self.inner.model.active_adapter != self.inner.slot.name:
+            return False
         choice = self.evaluation.merged_answers
         if choice is None:
             weight = self.inner.slot.layers()[0].get_base_layer().weight

@@ -116,6 +116,12 @@ def test_answers_with_the_adapter_folded_in_equal_peft_s_and_leave_the_base_bit_
     task.evaluation.merged_answers = False
     assert task.answer([passage])[0].answers == folded
     assert all(torch.equal(p, base[n]) for n, p in task.inner.model.named_parameters() if "lora_" not in n)
+    from seal_kit.adapters import AdapterSlot
+
+    other = AdapterSlot.add(task.inner.model, "other", InnerLoopConfig(rank=4))
+    task.inner.model.set_adapter(other.name)
+    assert not task._merge_answers()  # another slot answering: left to peft
+    task.inner.model.set_adapter(task.inner.slot.name)
     with task.inner.base_model():  # adapters off: folding nothing, the base answers
         with task.inner.slot.merged():
             assert all(torch.equal(p, base[n]) for n, p in task.inner.model.named_parameters() if "lora_" not in n)
