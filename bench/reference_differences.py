@@ -66,7 +66,7 @@ def main():
     p.add_argument("--grader", default="fitted")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="outputs/bench/reference_differences.jsonl")
-    p.add_argument("--markdown", action="store_true", help="print the table as markdown (the README's)")
+    p.add_argument("--markdown", action="store_true", help="print the table as markdown (docs/differences-from-the-reference.md's)")
     args = p.parse_args()
     arms = args.arms.split(",")
     if unknown := [a for a in arms if a not in ARMS]:

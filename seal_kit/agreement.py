@@ -6,7 +6,7 @@
     agreement_table()                             # every grader on every published condition (fitted: held out)
 
     python -m seal_kit.agreement fit              # refit seal_kit/data/fitted_grader.json on the verdicts
-    python -m seal_kit.agreement table            # the table in the README, as CSV-like text
+    python -m seal_kit.agreement table            # the table in docs/comparing-with-the-paper.md, as CSV-like text
     seal-kit grade-agreement iter2 --grader fitted   # one JSON line for any grader and graded file
 
 A grader's score >= 0.5 counts as its verdict "correct". Accuracies are means over passages of each

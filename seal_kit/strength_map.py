@@ -42,7 +42,7 @@ def _setting(parameters: dict) -> str:
 
 def _strength(parameters: dict) -> tuple[float, float]:
     """The order settings are shown in: the strongest inner loop first (a higher learning rate, then more
-    epochs), as the README's tables read; settings alike in both keep the order of their folders."""
+    epochs), as the tables of docs/results-measured.md read; settings alike in both keep the order of their folders."""
     return -float(parameters.get("INNER_LR", 0.0)), -float(parameters.get("EPOCHS", 0))
 
 
