@@ -23,6 +23,7 @@ from seal_kit.data import load_passages
 from seal_kit.inner_loop import InnerLoop, InnerLoopConfig
 from seal_kit.knowledge import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
+from seal_kit.precision import matmul_gflops
 from seal_kit.self_edit import SamplingConfig, generate_self_edits
 
 
@@ -35,18 +36,6 @@ class PaddedInnerLoop(InnerLoop):
         pad = self.tokenizer.pad_token_id
         fill = lambda x: (x + [pad] * self.pad_length)[:self.pad_length]  # noqa: E731
         return [(fill(ids), fill(labels)) for ids, labels in super().encode(documents)]
-
-
-def matmul_flops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat: int = 5) -> float:
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    torch.mm(a, b)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    began = time.perf_counter()
-    for _ in range(repeat):
-        torch.mm(a, b)
-    sync()
-    return 2 * n ** 3 * repeat / (time.perf_counter() - began)
 
 
 def main():
@@ -88,7 +77,7 @@ def main():
 
     train_s = sum(r["train_seconds"] for r in ours)
     achieved = 4 * n_params * sum(r["tokens"] for r in ours) / train_s
-    peak = matmul_flops(model.device, model.dtype)
+    peak = matmul_gflops(model.dtype, model.device, 2048) * 1e9  # the same dtype, timed in this run
     print(f"seconds per self-edit evaluation: ours {ours_s:.2f} s, reference-style {ref_s:.2f} s, "
           f"ratio {ref_s / ours_s:.1f}x")
     for name, rows, peak_mem in (("ours", ours, ours_peak), ("reference-style", reference, ref_peak)):

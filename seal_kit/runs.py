@@ -163,15 +163,16 @@ class Run:
         the run's earlier sessions (DTYPE="auto" on a machine that decides otherwise) is refused."""
         from .provenance import model_facts
 
+        if self.finished_before:  # a finished run shown again is not a session of it, and trains nothing
+            return
         sessions = self._provenance()
-        facts = model_facts(model)
-        earlier = [] if self.finished_before else sessions[:-1]  # a finished run shown again trains nothing
-        before = {s["model"]["dtype"] for s in earlier if isinstance(s.get("model"), dict) and s["model"].get("dtype")}
+        facts = model_facts(model)  # hashes the weights: only for a session that records them
+        before = {s["model"]["dtype"] for s in sessions[:-1] if isinstance(s.get("model"), dict) and s["model"].get("dtype")}
         if before and facts["dtype"] not in before:
             raise ValueError(f"{self.path} computed in {', '.join(sorted(before))} before; this session loaded the model "
                              f"in {facts['dtype']} (DTYPE decides it, 'auto' by what the machine can do): give "
                              f"DTYPE={sorted(before)[0]!r} to resume this run, or start a new one")
-        if sessions and not self.finished_before:
+        if sessions:
             sessions[-1]["model"] = facts
             self.write_json(PROVENANCE, {"sessions": sessions})
 
