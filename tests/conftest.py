@@ -50,6 +50,11 @@ def pytest_runtest_setup(item):
         if os.environ.get("SEAL_KIT_REQUIRE_BROWSER") == "1" or os.environ.get("CI") == "true":
             pytest.fail(f"browser test required here (CI or SEAL_KIT_REQUIRE_BROWSER=1) but {reason}")
         pytest.skip(reason)
+    # vLLM lives in its own environment (`make test-vllm`, which sets SEAL_KIT_REQUIRE_VLLM): skipped elsewhere.
+    if "vllm" in item.keywords and importlib.util.find_spec("vllm") is None:
+        if os.environ.get("SEAL_KIT_REQUIRE_VLLM") == "1":
+            pytest.fail("vLLM test required here (SEAL_KIT_REQUIRE_VLLM=1) but vllm is not installed: make vllm-env")
+        pytest.skip("needs vLLM: make test-vllm runs these in .venv-vllm")
 
 
 def pytest_collection_modifyitems(items):

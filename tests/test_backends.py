@@ -1,4 +1,4 @@
-"""Generation backends: hf everywhere; vllm on a CUDA machine with the [vllm] extra (skipped otherwise)."""
+"""Generation backends: hf everywhere; vllm on a CUDA machine here, on a CPU in tests/test_vllm.py (make test-vllm)."""
 import pytest
 import torch
 
@@ -80,8 +80,8 @@ def test_hf_backend_is_plain_generate(tiny):
 
 
 @pytest.mark.gpu
+@pytest.mark.vllm
 def test_vllm_samples_and_answers_with_many_adapters(passage):
-    pytest.importorskip("vllm")
     model, tokenizer = load_model(str(prepare_embedded()))
     outs = generate_with("vllm", model, tokenizer, PROMPTS, max_new_tokens=8, temperature=1.0, top_p=0.95, seed=0)
     assert len(outs) == 2 and all(o.tokens > 0 and isinstance(o.text, str) for o in outs)
