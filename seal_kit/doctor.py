@@ -11,25 +11,14 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 
 import torch
 
 from .models import EMBEDDED_NAME, cache_dir, pick_device
 from .precision import AUTO_ENV, choose_dtype, cpu_flags, matmul_gflops, native_bf16
-from .provenance import PACKAGES, _version
+from .provenance import PACKAGES, _version, cpu_name
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "asimd", "sve", "bf16")
-
-
-def cpu_name() -> str:
-    """The CPU's model name as the operating system gives it."""
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text(errors="replace").splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def examine(measure: bool = True, n: int = 512) -> dict:

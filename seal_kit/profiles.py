@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from .runs import NOTEBOOKS, notebooks
+from .runs import NOTEBOOKS, notebooks, recorded_parameters
 
 FOLDER = Path(__file__).resolve().parent / "profiles"
 SMOKE = "smoke"  # the profile SMOKE = True applies
@@ -110,10 +110,19 @@ def show(profile: str | Path, notebook: str) -> str:
 
 def apply(profile: str | Path | None, namespace: dict, notebook: str, smoke: bool = False) -> dict:
     """Set the values of `profile` and, with `smoke`, of the smoke profile (which wins) in `namespace`
-    (a notebook's globals()) where the parameter still holds its default; returns what was set."""
+    (a notebook's globals()) where the parameter still holds its default; returns what was set. With no
+    profile and every parameter but RUN_DIR at its default, a finished run in RUN_DIR sets the parameters it
+    was made with (`runs.recorded_parameters`), so Run All on it shows that run."""
+    defaults = notebook_defaults(notebook)
+    recorded = recorded_parameters(namespace.get("RUN_DIR"))
+    if recorded is not None and not profile and not smoke \
+            and all(namespace.get(k, v) == v for k, v in defaults.items() if k != "RUN_DIR"):
+        namespace.update(recorded)  # only RUN_DIR given, a finished run there: shown as it was made
+        made = ", ".join(f"{k}={v!r}" for k, v in recorded.items() if v != defaults.get(k)) or "the defaults"
+        print(f"{namespace['RUN_DIR']} holds a finished run: shown with its own parameters ({made})")
+        return recorded
     if not profile and not smoke:
         return {}
-    defaults = notebook_defaults(notebook)
     changed = {k: v for k, v in resolved(profile, notebook, smoke).items()
                if k not in namespace or k not in defaults or namespace[k] == defaults[k]}
     namespace.update(changed)

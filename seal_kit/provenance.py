@@ -45,10 +45,20 @@ def git_state(folder: Path | None = None) -> dict | None:
     return {"commit": commit, "dirty": bool(changes)}
 
 
+def cpu_name() -> str:
+    """The CPU's model name as the operating system gives it."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text(errors="replace").splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
 def environment() -> dict:
     facts = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "python": platform.python_version(),
              "platform": platform.platform(), "versions": {p: v for p in PACKAGES if (v := _version(p))},
-             "git": git_state(), "cpu_count": os.cpu_count()}
+             "git": git_state(), "cpu": cpu_name(), "cpu_count": os.cpu_count()}
     torch = sys.modules.get("torch")  # never imported just for this
     if torch is not None:
         facts["torch_threads"] = torch.get_num_threads()

@@ -167,9 +167,10 @@ class RestEM:
         return round_dir(self.store.path, r)
 
     def _restore(self) -> None:
-        """Reload finished rounds and rebuild the generator they produced (replaying merged updates)."""
+        """Reload finished rounds and rebuild the generator they produced (replaying merged updates); a run
+        finished before is only shown, so its generator (not shipped with `seal_kit.results`) is not loaded."""
         _, updates = saved_generator(self.store.path)
-        for path in updates:
+        for path in updates if not getattr(self.store, "finished_before", False) else []:
             if self.generator.restore(path):
                 self.task.clear_baselines()
         self._stacked_from = updates[-1] if updates else None

@@ -36,6 +36,7 @@ from filelock import FileLock, Timeout
 
 METRICS = "metrics.json"
 PROVENANCE = "provenance.json"  # what produced the run, a session per entry (seal_kit.provenance)
+TIMING = "execution.json"  # written by a headless run (seal_kit.sweep.execute): its seconds and parameters
 _PACKAGE = Path(__file__).resolve().parent
 # The notebooks and sweep files: inside an installed wheel (seal_kit/notebooks), else beside the package in a checkout.
 NOTEBOOKS = next((d for d in (_PACKAGE / "notebooks", _PACKAGE.parent / "notebooks") if d.is_dir()), _PACKAGE / "notebooks")
@@ -378,6 +379,21 @@ def config_changes(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             changes.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return changes
+
+
+def recorded_parameters(run_dir: str | Path | None) -> dict | None:
+    """The parameters a finished headless run was made with (its execution.json), RUN_DIR left out; None
+    where `run_dir` holds no finished run made headless (`seal-kit run`, a sweep, papermill)."""
+    if not run_dir:
+        return None
+    path = Path(run_dir)
+    try:
+        record = json.loads((path / TIMING).read_text())
+    except (OSError, ValueError):
+        return None
+    if not (path / METRICS).exists() or not isinstance(record.get("parameters"), dict):
+        return None
+    return {k: v for k, v in record["parameters"].items() if k != "RUN_DIR"}
 
 
 def new_run_path(name: str, folder: str = "runs") -> Path:

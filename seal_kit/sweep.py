@@ -31,12 +31,12 @@ import yaml
 from filelock import FileLock, Timeout
 
 from .profiles import notebook_defaults
-from .runs import INSTALLED, METRICS, NOTEBOOKS, SWEEPS, RunBusy, atomic_write, check_run_dir, claim, notebooks
+from .runs import (INSTALLED, METRICS, NOTEBOOKS, SWEEPS, TIMING, RunBusy, atomic_write, check_run_dir, claim,
+                   notebooks, recorded_parameters)
 from .tracking import flatten
 
 FAILED = "failed.json"
 EXECUTING = ".execute.lock"  # held by the process running papermill into a run directory
-TIMING = "execution.json"  # how long a finished run took, read back when a sweep skips it
 
 
 def find_notebook(name: str | Path) -> Path:
@@ -105,12 +105,15 @@ class RunResult:
 
 def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None = None,
             progress: bool = False, placement: dict | None = None) -> RunResult:
-    """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished.
+    """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished
+    (with no `parameters`, a finished run's own: `runs.recorded_parameters`).
     Relative file paths among the parameters are taken from the current directory, as `run_dir` is.
     A parameter the notebook lacks is refused (ValueError) before anything runs; a run directory that is
     a file or cannot be written is a failed result naming it. `placement` (DEVICE, THREADS: where a sweep
     puts this run) is passed to the notebook beside `parameters` but is not part of what the run is."""
     path, run_dir = find_notebook(notebook), Path(run_dir).resolve()
+    if not parameters and (recorded := recorded_parameters(run_dir)) is not None:
+        parameters = recorded  # none given: a finished run is shown with its own parameters
     parameters = resolve_paths(dict(parameters or {}))
     check_parameters(path, parameters)
     try:

@@ -7,7 +7,7 @@ from seal_kit import profiles
 
 
 def test_the_profiles_load_and_name_their_command():
-    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper", "paper-improved", "paper-replay", "smoke"]
+    assert profiles.names() == ["cpu-tiny", "gpu-small", "paper", "paper-improved", "paper-replay", "smoke", "workshop"]
     for name in profiles.names():
         spec = profiles.load(name)
         header = (profiles.FOLDER / f"{name}.yaml").read_text().splitlines()[:4]
@@ -134,3 +134,21 @@ def test_paper_sets_every_switch_and_paper_improved_none_with_the_same_sizes(not
     for name, value in improved.items():  # everything else paper-improved sets, paper sets alike
         assert paper.get(name) == value, name
     assert paper["MODEL"] == improved["MODEL"] != defaults["MODEL"]
+
+
+def test_a_finished_run_given_alone_sets_the_parameters_it_was_made_with(tmp_path, capsys):
+    """Only RUN_DIR set (every other parameter at its default) on a finished headless run: its recorded
+    parameters are applied, so Run All shows that run; any other value given keeps the usual path."""
+    (tmp_path / "execution.json").write_text(json.dumps({"seconds": 1.0, "parameters": {"K": 2, "EPOCHS": 1,
+                                                                                         "RUN_DIR": "/elsewhere"}}))
+    (tmp_path / "metrics.json").write_text("{}")
+    defaults = profiles.notebook_defaults("01_quickstart")
+    namespace = {**defaults, "RUN_DIR": str(tmp_path)}
+    assert profiles.apply(None, namespace, "01_quickstart") == {"K": 2, "EPOCHS": 1}
+    assert namespace["K"] == 2 and namespace["EPOCHS"] == 1 and namespace["RUN_DIR"] == str(tmp_path)
+    assert "holds a finished run: shown with its own parameters (K=2, EPOCHS=1)" in capsys.readouterr().out
+    changed = {**defaults, "RUN_DIR": str(tmp_path), "PROMPT": "self-qa"}  # a value of one's own: not adopted
+    assert profiles.apply(None, changed, "01_quickstart") == {} and changed["K"] == defaults["K"]
+    (tmp_path / "metrics.json").unlink()  # unfinished: nothing to show
+    fresh = {**defaults, "RUN_DIR": str(tmp_path)}
+    assert profiles.apply(None, fresh, "01_quickstart") == {} and fresh["K"] == defaults["K"]
