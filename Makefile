@@ -16,7 +16,7 @@ VLLM_VENV ?= .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.seal-kit-vllm-installed
 
-.PHONY: setup model demo notebook rest-em arc test lint clean-venv vllm-env test-vllm
+.PHONY: lab setup model demo notebook rest-em arc test lint clean-venv vllm-env test-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ model: setup
 
 demo: model
 	@$(BIN)/seal-kit run 01_quickstart
+
+# A classroom: JupyterLab on copies of the notebooks (students' copies: no solution cells), made once in
+# LAB_DIR, news and update prompts off; the checkout's notebooks stay untouched.   make lab [LAB_DIR=my-class]
+LAB_DIR ?= outputs/lab
+lab: model
+	@$(BIN)/seal-kit lab "$(LAB_DIR)" --student
 
 # Any notebook headless with its defaults into its own run directory (`seal-kit run`); RUN_DIR=... resumes
 # a run, or shows where a finished one is.   make notebook NB=04_arc_few_shot [RUN_DIR=outputs/runs/...]

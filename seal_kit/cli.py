@@ -6,7 +6,10 @@
     seal-kit sweep 02 -p PROMPT implications rewrite self-qa -p K 3 --jobs 2 --out outputs/sweeps/prompts
     seal-kit sweep --grid sweeps/prompt_ablation.yaml            # notebook, fixed parameters and grid from YAML
     seal-kit sweep --grid prompt_ablation                        # a sweep file the kit ships, by name
-    seal-kit notebooks my-seal                                   # copy the notebooks out, to open in JupyterLab
+    seal-kit notebooks my-seal [--student]                       # copy the notebooks out (students': no solutions)
+    seal-kit lab my-class --student                              # JupyterLab on students' copies, first-run prompts off
+    seal-kit results                                             # the real runs shipped with the kit, name first
+    seal-kit results open 03-workshop my-run                     # one as a finished run directory (then seal-kit run 03 --run-dir my-run)
     seal-kit export outputs/runs/<run> exported --merged         # a ReST-EM run's generator (peft) and self-edits (datasets)
     seal-kit runs                                                # every run under outputs/ with its status
     seal-kit profiles                                            # the run profiles and what each is for
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -29,8 +31,9 @@ import yaml
 
 from . import profiles
 from .graders import DEFAULT_GRADER
-from .runs import NOTEBOOKS, new_run_path, notebooks, outputs_root
+from .runs import new_run_path, outputs_root
 from .sweep import find_notebook, grid_runs, list_runs, load_grid, sweep, execute
+from .workshop import copy_notebooks
 
 
 def _value(text: str):
@@ -112,23 +115,6 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def copy_notebooks(folder: str | Path, force: bool = False) -> list[Path]:
-    """Copy the kit's notebooks and their README into `folder`; one already there is left alone (its edits
-    kept) unless `force`. Returns the files written."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"seal-kit notebooks: {folder} is a file; give a folder (created if missing)")
-    sources = [*notebooks(), NOTEBOOKS / "README.md"]
-    kept = [folder / s.name for s in sources if (folder / s.name).exists() and not force]
-    if kept:
-        raise FileExistsError(f"{', '.join(str(k) for k in kept)} already exist; --force overwrites them "
-                              "(your edits are lost), or choose another folder")
-    folder.mkdir(parents=True, exist_ok=True)
-    for source in sources:
-        shutil.copyfile(source, folder / source.name)
-    return [folder / s.name for s in sources]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -166,6 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     copy = sub.add_parser("notebooks", help="copy the kit's notebooks (and their README) into a folder for JupyterLab")
     copy.add_argument("folder", help="where to put them (created if missing)")
     copy.add_argument("--force", action="store_true", help="overwrite notebooks already there (your edits are lost)")
+    copy.add_argument("--student", action="store_true", help="leave out the exercises' solution cells (the checks stay)")
+
+    room = sub.add_parser("lab", help="JupyterLab for a class on copies of the notebooks (made if missing), prompts off")
+    room.add_argument("folder", nargs="?", default="seal-kit-notebooks", help="the copies' folder (default: %(default)s)")
+    room.add_argument("--student", action="store_true", help="copies without the solution cells")
+    room.add_argument("--port", type=int, help="JupyterLab's port")
+
+    shipped = sub.add_parser("results", help="the real runs shipped with the kit; `open NAME DIR` writes one as a run directory")
+    shipped.add_argument("action", nargs="?", choices=["list", "open"], default="list")
+    shipped.add_argument("name", nargs="?", help="open: a shipped run's name (`seal-kit results` lists them)")
+    shipped.add_argument("folder", nargs="?", help="open: the run directory to write (new or empty)")
 
     out = sub.add_parser("export", help="a ReST-EM run's generator as a peft adapter, its self-edits as a dataset")
     out.add_argument("run_dir", help="the run directory of a 03_rest_em (or 04_arc_few_shot) run")
@@ -224,9 +221,27 @@ def main(argv: list[str] | None = None) -> int:
             print(profiles.show(args.profile, find_notebook(args.notebook).stem), end="")
             return 0
         if args.command == "notebooks":
-            for path in copy_notebooks(args.folder, force=args.force):
+            for path in copy_notebooks(args.folder, force=args.force, student_copy=args.student):
                 print(path)
-            print(f"open them with:  jupyter lab {args.folder}   (runs go to {Path(args.folder) / 'outputs'})")
+            print(f"open them with:  seal-kit lab {args.folder}   (runs go to {Path(args.folder) / 'outputs'})")
+            return 0
+        if args.command == "lab":
+            from .workshop import lab
+
+            return lab(args.folder, student_copy=args.student, port=args.port)
+        if args.command == "results":
+            from . import results
+
+            if args.action == "list":
+                for row in results.listing().itertuples():
+                    print(f"{row.name:22s} {row.notebook:28s} {row.shows} ({row.seconds} s on {row.machine}; {row.command})")
+                return 0
+            if not (args.name and args.folder):
+                parser.error("results open: name a shipped run and a folder, e.g. `seal-kit results open 03-workshop my-run`")
+            folder = results.open_run(args.name, args.folder)
+            notebook = results.index()[args.name]["notebook"]
+            print(f"{folder}: the finished run {args.name!r}\nshow it:  seal-kit run {notebook} --run-dir {folder}   "
+                  f"(or open {folder / (notebook + '.ipynb')} in JupyterLab)")
             return 0
         if args.command == "export":
             from .export import export

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import CHROMIUM
 
-from seal_kit import edit_stats, profiles
+from seal_kit import edit_stats, profiles, workshop
 from seal_kit.arc.edit import parse_self_edit
 from seal_kit.data import load_passages
 from seal_kit.runs import NOTEBOOKS, notebooks
@@ -20,8 +20,20 @@ needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"SEAL refer
                                      "the replay of the paper's self-edits reads its passages, self-edits and verdicts")
 
 
-def run_notebook(name, run_dir, **parameters):
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(run_dir / name), cwd=str(NOTEBOOKS), progress_bar=False,
+def student_copy(name, run_dir) -> Path:
+    """The students' version of a notebook (`seal-kit notebooks --student`: no solution cells), beside run_dir."""
+    copy = run_dir.parent / f"{run_dir.name}-student" / name
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(json.dumps(workshop.student(json.loads((NOTEBOOKS / name).read_text()))))
+    return copy
+
+
+def run_notebook(name, run_dir, instructor=False, **parameters):
+    """Run the students' copy of a notebook (the instructor's, solution cells included, with `instructor`)
+    headless in smoke mode, from notebooks/ as JupyterLab would."""
+    source = NOTEBOOKS / name if instructor else student_copy(name, run_dir)
+    papermill.execute_notebook(str(source), str(run_dir / name), cwd=str(NOTEBOOKS), progress_bar=False,
                                parameters={"SMOKE": True, "RUN_DIR": str(run_dir), **parameters})
     return json.loads((run_dir / "metrics.json").read_text())
 
@@ -70,7 +82,8 @@ def test_quickstart(tmp_path):
 
 @pytest.mark.slow
 def test_knowledge_incorporation(tmp_path):
-    metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, K=2, EPOCHS=1)  # the "Try this" change
+    metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, instructor=True, K=2,
+                           **workshop.solution("02_knowledge_incorporation"))  # the "Try this" change: EPOCHS 1
     assert metrics["n_passages"] == 2 and metrics["n_questions"] == 10
     assert set(metrics["accuracy"]) == {"base", "passage", "self_edit", "self_edit_best"}
     assert all(0.0 <= v <= 1.0 for v in metrics["accuracy"].values())
@@ -84,6 +97,7 @@ def test_knowledge_incorporation(tmp_path):
     assert len(lines) == 2 + 2 * 2  # passage-only + K self-edits, per passage
     check = exercise_check(tmp_path / "02_knowledge_incorporation.ipynb")
     assert check.startswith("✓ every candidate trained for one epoch"), check
+    assert printed(tmp_path / "02_knowledge_incorporation.ipynb").count("✓ this run is the solved one (EPOCHS = 1)") == 1
     rerun_reads_back("02_knowledge_incorporation.ipynb", tmp_path, K=2, EPOCHS=1)
     with pytest.raises(papermill.PapermillExecutionError, match=r"holds a finished run started with another "
                        r"config\. Changed: inner_loop\.epochs: 1 -> 2\. "):
