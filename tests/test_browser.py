@@ -21,8 +21,14 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
+import yaml
 from conftest import CHROMIUM, browser_missing
 from nbconvert import HTMLExporter
+
+from seal_kit import results
+from seal_kit.cli import main
+from seal_kit.workshop import LAB_SETTINGS as CLASSROOM_SETTINGS
+from seal_kit.workshop import student
 
 if browser_missing() is None:
     from playwright.sync_api import expect, sync_playwright
@@ -35,10 +41,8 @@ ARTIFACTS = Path(os.environ.get("SEAL_KIT_OUTPUTS", ROOT / "outputs")) / "test-a
 # Root needs no sandbox; the closed network needs no QUIC, sync, updates or background fetches.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-LAB_SETTINGS = {  # every cell kept in the page (not windowed away off screen), and no news pop-up over the cells
-    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
-    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
-                                                                        "checkForUpdates": False},
+LAB_SETTINGS = {  # a classroom's (`seal-kit lab`: no news pop-up over the cells), and every cell kept in the page
+    **CLASSROOM_SETTINGS, "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
 # The notebook panel's state as the page holds it: kernel status, each cell's prompt, count and outputs.
 PANEL_STATE = """() => {
@@ -152,10 +156,12 @@ def shot(target, name: str) -> Path:
 
 
 def smoke_copy(name: str, folder: Path, **parameters) -> Path:
-    """The notebook with papermill's injected-parameters cell after its `parameters` cell, as a learner
-    would get it by editing that cell: SMOKE sizes, RUN_DIR inside the lab's root."""
+    """The students' copy of the notebook (no solution cells) with papermill's injected-parameters cell after
+    its `parameters` cell, as a learner would get it by editing that cell: SMOKE sizes, RUN_DIR inside the
+    lab's root."""
     folder.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(str(NOTEBOOKS / name), str(folder / name), parameters={"SMOKE": True, **parameters},
+    (folder / name).write_text(json.dumps(student(json.loads((NOTEBOOKS / name).read_text()))))
+    papermill.execute_notebook(str(folder / name), str(folder / name), parameters={"SMOKE": True, **parameters},
                                prepare_only=True)
     return folder / name
 
@@ -326,3 +332,65 @@ def test_a_papermill_run_shows_its_plots_when_opened_without_running(lab, page):
     image.scroll_into_view_if_needed()
     assert image.is_visible() and image.evaluate("img => img.naturalWidth") == 700
     shot(image, "01-saved-notebook-as-html")
+
+
+def test_a_shipped_run_opens_in_rest_em_and_its_review_widget_pages_real_self_edits(lab, page):
+    """`seal-kit results open 03-workshop`, then 03 with only RUN_DIR set, Run All: the run is shown with its
+    own parameters (nothing trains) and the read-only review widget pages through its self-edits."""
+    run_dir = results.open_run("03-workshop", lab.root / "shipped-03")
+    folder = lab.root / "shipped-notebook"
+    folder.mkdir()
+    notebook = folder / "03_rest_em.ipynb"
+    papermill.execute_notebook(str(NOTEBOOKS / notebook.name), str(notebook), parameters={"RUN_DIR": str(run_dir)},
+                               prepare_only=True)
+    logs = {p: p.read_bytes() for p in run_dir.rglob("*.jsonl")}
+    open_notebook(page, lab, notebook)
+    run_from_menu(page, "Run All Cells")
+    assert_ran_cleanly(wait_for_run(page, "shipped-03", timeout_s=300))
+    assert {p: p.read_bytes() for p in run_dir.rglob("*.jsonl")} == logs  # shown, nothing computed again
+    widget = cells(page).locator(".jp-OutputArea-output .widget-vbox").filter(
+        has=page.get_by_role("button", name="next ▶", exact=True)).first
+    widget.scroll_into_view_if_needed()
+    scored = sum(1 for line in (run_dir / "candidates.jsonl").read_text().splitlines() if line.strip())
+    expect(widget.locator(".widget-label", has_text="1 / ").first).to_be_visible()
+    first = widget.inner_text()
+    assert not widget.get_by_role("button", name="accept", exact=True).count()  # read only
+    shot(widget, "03-shipped-run-review-widget")
+    widget.get_by_role("button", name="next ▶", exact=True).click()
+    expect(widget.locator(".widget-label", has_text="2 / ").first).to_be_visible()
+    assert widget.inner_text() != first and scored >= 2
+    curve = cells(page).locator(".jp-RenderedPlotly").first
+    visible_plot(curve, "03-shipped-run-reward-curve")
+
+
+def test_quickstart_under_the_workshop_profile_from_the_run_menu(lab, page):
+    """01 as a class runs it: the students' copy with PROFILE = "workshop" (the embedded model), Run All from
+    the Run menu, the check cell at the end; a screenshot of the notebook after the run."""
+    run_dir = lab.root / "runs" / "quickstart-workshop"
+    folder = lab.root / "class"
+    assert main(["notebooks", str(folder), "--student"]) == 0
+    notebook = folder / "01_quickstart.ipynb"
+    papermill.execute_notebook(str(notebook), str(notebook), parameters={"PROFILE": "workshop", "RUN_DIR": str(run_dir)},
+                               prepare_only=True)
+    open_notebook(page, lab, notebook)
+    run_from_menu(page, "Run All Cells")
+    state = wait_for_run(page, "quickstart-workshop", timeout_s=900)
+    assert_ran_cleanly(state)
+    assert "".join(o.get("text", "") for o in state["cells"][-1]["outputs"]).startswith("✗ not done yet")
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["MODEL"] == "embedded"
+    visible_plot(cells(page).locator(".jp-RenderedPlotly").first, "01-workshop-loss-curves")
+    shot(page, "01-workshop-after-run-all")
+
+
+def test_opening_and_saving_a_notebook_leaves_it_as_committed(lab, page):
+    """JupyterLab writes kernelspec and language metadata when it saves: the committed notebooks hold what it
+    writes, so opening one and saving it (no run) changes nothing in a checkout."""
+    copy = lab.root / "as-committed" / "03_rest_em.ipynb"
+    copy.parent.mkdir()
+    copy.write_bytes((NOTEBOOKS / copy.name).read_bytes())
+    open_notebook(page, lab, copy)
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    wait_for_file(lambda: copy.stat().st_mtime_ns != (NOTEBOOKS / copy.name).stat().st_mtime_ns
+                  and json.loads(copy.read_text()), "the save")
+    time.sleep(1)
+    assert json.loads(copy.read_text()) == json.loads((NOTEBOOKS / copy.name).read_text())
