@@ -41,7 +41,8 @@ def test_the_wheel_works_on_its_own_outside_the_repository(tmp_path):
     wheel = next((tmp_path / "dist").glob("seal_kit-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     for shipped in ("seal_kit/notebooks/01_quickstart.ipynb", "seal_kit/notebooks/README.md",
-                    "seal_kit/sweeps/prompt_ablation.yaml", "seal_kit/profiles/cpu-tiny.yaml"):
+                    "seal_kit/sweeps/prompt_ablation.yaml", "seal_kit/profiles/workshop.yaml",
+                    "seal_kit/data/notebook_times.csv", "seal_kit/data/results/index.yaml"):
         assert shipped in names
 
     venv = tmp_path / "fresh"
@@ -71,6 +72,11 @@ def test_the_wheel_works_on_its_own_outside_the_repository(tmp_path):
     run("notebooks", "nb")
     assert sorted(p.name for p in (work / "nb").iterdir())[:3] == ["00_papers_evidence.ipynb", "01_quickstart.ipynb",
                                                                    "02_knowledge_incorporation.ipynb"]
+    assert len(run("results").splitlines()) >= 5  # the results pack came with the wheel
+    run("results", "open", "01-workshop", "shipped")
+    assert json.loads((work / "shipped" / "metrics.json").read_text())
+    run("notebooks", "students", "--student")
+    assert "solution" not in (work / "students" / "01_quickstart.ipynb").read_text()
     said = run("run", "nb/01_quickstart.ipynb", "-p", "SMOKE", "true", "-p", "MODEL", "tiny", "--run-dir", "runs/quick")
     assert "finished" in said
     assert json.loads((work / "runs" / "quick" / "metrics.json").read_text())
@@ -81,7 +87,7 @@ def test_the_readme_opens_with_its_pictures_small_and_present():
     readme = (ROOT / "README.md").read_text()
     front = readme.split("## Quickstart")[0]
     pictures = [line.split("](")[1].rstrip(")") for line in front.splitlines() if line.startswith("![")]
-    assert pictures == ["docs/img/review-widget.png", "docs/img/reward-curve.png"]
+    assert pictures == ["docs/img/review-widget.png", "docs/img/reward-curve.png", "docs/img/quickstart-workshop.png"]
     for picture in pictures:
         data = (ROOT / picture).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 100_000, picture
