@@ -55,11 +55,12 @@ def _check(name: str) -> Path:
 
 
 def _read(archive: Path, member: str) -> bytes | None:
+    """One file of a packed run; `*/name` the first of that name in any folder (a map's runs)."""
     with tarfile.open(archive) as tar:
-        try:
-            return tar.extractfile(member).read()
-        except KeyError:
-            return None
+        names = tar.getnames()
+        if member.startswith("*/"):
+            member = next((n for n in names if n == member[2:] or n.endswith(member[1:])), None)
+        return tar.extractfile(member).read() if member in names else None
 
 
 def listing() -> pd.DataFrame:
@@ -69,12 +70,12 @@ def listing() -> pd.DataFrame:
     for name, entry in index().items():
         archive = _check(name)
         timing = json.loads(_read(archive, TIMING) or b"{}")
-        sessions = json.loads(_read(archive, "provenance.json") or b"{}").get("sessions") or [{}]
-        first = sessions[0]  # the session that started the run
+        sessions = json.loads(_read(archive, "*/provenance.json") or b"{}").get("sessions") or [{}]
+        first = sessions[0]  # the session that started the run (a map: its first run's)
         cpu = ", ".join(filter(None, [first.get("cpu"), f"{first['cpu_count']} cores" if first.get("cpu_count") else ""]))
         rows.append({"name": name, "notebook": entry["notebook"], "shows": entry["shows"],
                      "command": entry["command"], "seconds": round(timing.get("seconds", float("nan"))),
-                     "machine": cpu, "size_kb": round(archive.stat().st_size / 1024)})
+                     "machine": cpu or "not recorded", "size_kb": round(archive.stat().st_size / 1024)})
     return pd.DataFrame(rows, columns=["name", "notebook", "shows", "command", "seconds", "machine", "size_kb"])
 
 
