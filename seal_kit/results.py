@@ -30,13 +30,12 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .runs import METRICS, atomic_write
+from .runs import METRICS, TIMING, atomic_write
 
 PACK = Path(__file__).resolve().parent / "data" / "results"
 INDEX = PACK / "index.yaml"
 LEFT_OUT = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".lock")  # weights and locks stay behind
 PLOTLY = "plotly.min.js"  # 4.8 MB per run: written again from the installed plotly on opening
-TIMING = "execution.json"
 
 
 def index() -> dict:
