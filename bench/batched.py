@@ -17,9 +17,9 @@ import time
 from common import Peak, parser, setup
 
 from seal_kit.batched import BatchedLoRA
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import KnowledgeTask
+from seal_kit.knowledge.task import KnowledgeTask
 from seal_kit.self_edit import SamplingConfig, generate_self_edits
 
 

@@ -20,10 +20,10 @@ import time
 import torch
 from common import parser
 
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.doctor import examine, machine_line
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.precision import matmul_gflops
 

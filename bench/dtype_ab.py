@@ -19,12 +19,12 @@ import time
 
 from common import parser
 
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.doctor import examine, machine_line
-from seal_kit.knowledge import KnowledgeTask
+from seal_kit.knowledge.task import KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.precision import native_bf16
-from seal_kit.reference import load_reference_self_edits
+from seal_kit.knowledge.reference import load_reference_self_edits
 from seal_kit.self_edit import SamplingConfig, generate_self_edits
 from seal_kit.stats import mean_interval, paired_gain
 

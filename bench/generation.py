@@ -14,7 +14,7 @@ import time
 from common import Peak, parser, setup
 
 from seal_kit.backends import generate_with
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.prompts import self_edit_prompt
 
 

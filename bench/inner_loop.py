@@ -19,9 +19,9 @@ import time
 import torch
 from common import Peak, parser, setup
 
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.inner_loop import InnerLoop, InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.precision import matmul_gflops
 from seal_kit.self_edit import SamplingConfig, generate_self_edits

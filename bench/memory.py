@@ -17,10 +17,10 @@ import gc
 import torch
 from common import parser, rss_mib, setup
 
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.executors import InProcess
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import KnowledgeTask
+from seal_kit.knowledge.task import KnowledgeTask
 
 
 def used_mib(device: torch.device) -> float:

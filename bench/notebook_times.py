@@ -25,8 +25,8 @@ from common import parser
 from seal_kit import workshop
 from seal_kit.cli import _version, _with_profile
 from seal_kit.doctor import examine, machine_line
-from seal_kit.runs import new_run_path, notebooks as notebook_paths
-from seal_kit.sweep import execute, find_notebook
+from seal_kit.paths import new_run_path, notebooks as notebook_paths
+from seal_kit.headless import execute, find_notebook
 
 
 def main() -> int:

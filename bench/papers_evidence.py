@@ -5,7 +5,7 @@
 
 Prints the papermill run's wall time (kernel start and imports included) with the CPU model and the cores this
 process may use. No model is loaded: the time goes to reading the reference files, grading every distinct
-answer with the default grader and measuring every published self-edit (`seal_kit.edit_stats`). It needs the
+answer with the default grader and measuring every published self-edit (`seal_kit.knowledge.edit_stats`). It needs the
 reference data (../shared/data/seal_reference, $SEAL_KIT_REFERENCE, or the cache). On a shared machine run it
 when the cores are idle, or read the load average it prints beside the time.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from seal_kit.runs import NOTEBOOKS  # noqa: E402
+from seal_kit.paths import NOTEBOOKS  # noqa: E402
 
 
 def cpu_model() -> str:

@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from common import parser, setup
 
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.reference import load_reference_passages, load_reference_self_edits
+from seal_kit.knowledge.reference import load_reference_passages, load_reference_self_edits
 from seal_kit.self_edit import DocumentConfig, SamplingConfig, generate_self_edits
 from seal_kit.stats import bootstrap_interval
 

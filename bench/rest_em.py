@@ -17,10 +17,10 @@ import time
 
 from common import Peak, parser, setup
 
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.executors import InProcess
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import KnowledgeTask
+from seal_kit.knowledge.task import KnowledgeTask
 from seal_kit.rest_em import RestEM, RestEMConfig
 from seal_kit.runs import start_run
 from seal_kit.self_edit import SamplingConfig

@@ -23,11 +23,11 @@ from pathlib import Path
 from common import parser
 
 from seal_kit.batched import BatchedLoRA
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.doctor import examine, machine_line
 from seal_kit.generator import Generator, GeneratorConfig
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.self_edit import SamplingConfig
 

@@ -12,6 +12,7 @@
     seal-kit results open 03-workshop my-run                     # one as a finished run directory (then seal-kit run 03 --run-dir my-run)
     seal-kit export outputs/runs/<run> exported --merged         # a ReST-EM run's generator (peft) and self-edits (datasets)
     seal-kit runs                                                # every run under outputs/ with its status
+    seal-kit report outputs/runs/<run> --markdown                # a finished run's tables with their 95% intervals
     seal-kit profiles                                            # the run profiles and what each is for
     seal-kit profiles show paper 03                              # the parameters 03 runs with under a profile, as YAML
     seal-kit grade-agreement iter2 --grader contains             # a grader against the paper's judge, one JSON line
@@ -30,9 +31,12 @@ from pathlib import Path
 import yaml
 
 from . import profiles
-from .graders import DEFAULT_GRADER
-from .runs import new_run_path, outputs_root
-from .sweep import find_notebook, grid_runs, list_runs, load_grid, sweep, execute
+from .knowledge.graders import DEFAULT_GRADER
+from .paths import new_run_path, outputs_root
+from .report import headline
+from .runs import METRICS
+from .headless import Refused, check_run, execute, find_notebook
+from .sweep import grid_runs, list_runs, load_grid, sweep
 from .workshop import copy_notebooks
 
 
@@ -83,16 +87,19 @@ def _with_profile(parameters: dict, profile: str | None, notebook: str) -> dict:
     return {**profiles.resolved(profile, stem, smoke), **parameters}
 
 
-def _results(run_dir: str | Path) -> str:
-    """What a run directory holds, for the line after its status."""
-    names = sorted(p.name + ("/" if p.is_dir() else "") for p in Path(run_dir).iterdir() if not p.name.startswith("."))
-    return "  results: " + ", ".join(names)
+def _headline(run_dir: str | Path) -> str:
+    """The run's main numbers in one line (report.headline of its metrics.json)."""
+    try:
+        metrics = json.loads((Path(run_dir) / METRICS).read_text())
+    except (OSError, ValueError) as err:
+        return f"  ({METRICS} cannot be read: {err})"
+    return "  " + (headline(metrics) if isinstance(metrics, dict) else f"{METRICS} holds no mapping")
 
 
 def _grade_agreement(file: str, grader: str, limit: int | None = None) -> dict:
-    from .agreement import agreement
-    from .graders import shipped_fitted
-    from .reference import load_graded
+    from .knowledge.agreement import agreement
+    from .knowledge.graders import shipped_fitted
+    from .knowledge.reference import load_graded
 
     graded = load_graded(file)
     if limit is not None:
@@ -102,7 +109,7 @@ def _grade_agreement(file: str, grader: str, limit: int | None = None) -> dict:
     result = agreement(grader, graded)
     if grader == "fitted" and str(graded.condition.iloc[0]) in shipped_fitted().weights["fitted_on"]:
         result["note"] = ("in sample: the shipped weights were fitted on this file's verdicts; "
-                          "`python -m seal_kit.agreement table` scores each condition with weights fitted without it")
+                          "`python -m seal_kit.knowledge.agreement table` scores each condition with weights fitted without it")
     return result
 
 
@@ -115,12 +122,141 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(args, parser) -> int:
+    """One run. Everything that would refuse it (a parameter the notebook lacks, a finished run in --run-dir
+    made with other parameters) is asked before a run directory is made: a refusal prints `refused: why`
+    and exits 2, leaving nothing behind. A run ends with its directory and, on the last line, its headline
+    numbers (runs.headline)."""
+    given = {**_parameters_file(args.parameters_file), **{k: _value(v) for k, v in args.parameter}}
+    parameters = _with_profile(given, args.profile, args.notebook)
+    try:
+        check_run(args.notebook, args.run_dir, parameters)
+    except Refused as err:
+        print(f"refused: {err}", file=sys.stderr)
+        return 2
+    run_dir = args.run_dir or new_run_path(find_notebook(args.notebook).stem)
+    result = execute(args.notebook, run_dir, parameters, progress=True, profile=args.profile)
+    if result.status == "failed":
+        where = f" in cell {result.failed_cell}" if result.failed_cell is not None else ""
+        print(f"failed{where}: {result.error}\n  run directory: {result.run_dir}")
+        return 1
+    said = (f"finished in {result.seconds:.0f} s" if result.status == "finished"
+            else "finished before (nothing run again)")
+    print(f"{said}: {result.run_dir} (metrics.json, the executed notebook, the records)\n{_headline(result.run_dir)}")
+    return 0
+
+
+def sweep_grid(args, parser) -> int:
+    notebook, sets = (load_grid(args.grid) if args.grid else (None, [{}]))
+    notebook = args.notebook or notebook
+    if not notebook:
+        parser.error("sweep: name the notebook (argument or `notebook:` in the grid file)")
+    bad = [p for p in args.parameter if len(p) < 2]
+    if bad:
+        parser.error(f"sweep: -p {bad[0][0]} needs at least one value")
+    extra = grid_runs({p[0]: [_value(v) for v in p[1:]] for p in args.parameter})
+    sets = [{**s, **e} for s in sets for e in extra]  # -p wins over the grid file's values
+    sets = list({json.dumps(s, sort_keys=True, default=str): s for s in sets}.values())  # once each
+    sets = [_with_profile(s, args.profile, notebook) for s in sets]
+    out = args.out or new_run_path(find_notebook(notebook).stem, "sweeps")
+    table = sweep(notebook, sets, out, jobs=args.jobs, profile=args.profile)
+    shown = [c for c in table.columns if c not in ("run_dir", "error")]
+    print(table[shown].to_string(index=False))
+    failed = table[table.status == "failed"]
+    for _, row in failed.iterrows():
+        print(f"FAILED {row.run_dir} (cell {row.failed_cell}): {row.error}")
+    print(f"summary: {Path(out) / 'summary.csv'}; run again with --out {out} to retry failures")
+    return 1 if len(failed) else 0
+
+
+def profiles_(args, parser) -> int:
+    if args.action == "list":
+        for name in profiles.names():
+            print(f"{name:14s} {profiles.load(name).get('description', '')}")
+        return 0
+    if not (args.profile and args.notebook):
+        parser.error("profiles show: name a profile and a notebook, e.g. `seal-kit profiles show paper 03`")
+    print(profiles.show(args.profile, find_notebook(args.notebook).stem), end="")
+    return 0
+
+
+def notebooks_(args, parser) -> int:
+    for path in copy_notebooks(args.folder, force=args.force, student_copy=args.student):
+        print(path)
+    print(f"open them with:  seal-kit lab {args.folder}   (runs go to {Path(args.folder) / 'outputs'})")
+    return 0
+
+
+def lab(args, parser) -> int:
+    from .workshop import lab
+
+    return lab(args.folder, student_copy=args.student, port=args.port)
+
+
+def results(args, parser) -> int:
+    from . import results
+
+    if args.action == "list":
+        for row in results.listing().itertuples():
+            print(f"{row.name:22s} {row.notebook:28s} {row.shows} ({row.seconds} s on {row.machine}; {row.command})")
+        return 0
+    if not (args.name and args.folder):
+        parser.error("results open: name a shipped run and a folder, e.g. `seal-kit results open 03-workshop my-run`")
+    folder = results.open_run(args.name, args.folder)
+    notebook = results.index()[args.name]["notebook"]
+    print(f"{folder}: the finished run {args.name!r}\nshow it:  seal-kit run {notebook} --run-dir {folder}   "
+          f"(or open {folder / (notebook + '.ipynb')} in JupyterLab)")
+    return 0
+
+
+def export(args, parser) -> int:
+    from .export import export
+
+    for what, where in export(args.run_dir, args.out, merged=args.merged, push_to_hub=args.push_to_hub).items():
+        print(f"{what}: {where}")
+    return 0
+
+
+def doctor(args, parser) -> int:
+    from .doctor import describe, examine
+
+    facts = examine(measure=not args.no_measure)
+    print(json.dumps(facts) if args.json else describe(facts))
+    return 0
+
+
+def grade_agreement(args, parser) -> int:
+    print(json.dumps(_grade_agreement(args.file, args.grader, args.limit)))
+    return 0
+
+
+def runs(args, parser) -> int:
+    table = list_runs(args.root or outputs_root())
+    print(table.to_string(index=False) if len(table) else f"no runs under {args.root or outputs_root()}")
+    return 0
+
+
+def report_(args, parser) -> int:
+    from . import report
+
+    if args.markdown:
+        print(report.markdown(args.run_dir, args.table or None))
+        return 0
+    found = report.tables(args.run_dir)
+    unknown = [n for n in args.table or [] if n not in found]
+    if unknown:
+        raise ValueError(f"{args.run_dir}: no table {unknown[0]!r} in its results; it has {', '.join(found)}")
+    for name in args.table or found:
+        print(f"{name}\n{found[name].to_string()}\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one subparser per subcommand, each calling the function of its name above."""
     parser = argparse.ArgumentParser(prog="seal-kit", description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"seal-kit {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
-
     one = sub.add_parser("run", help="run one notebook headless into a run directory")
     one.add_argument("notebook", help="a notebook name (03_rest_em, or just 03) or a path")
     one.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
@@ -170,97 +306,37 @@ def main(argv: list[str] | None = None) -> int:
     out.add_argument("--merged", action="store_true", help="also the base model with the adapter folded in")
     out.add_argument("--push-to-hub", metavar="REPO", help="upload the adapter to REPO and the dataset to REPO-self-edits")
 
+    tables = sub.add_parser("report", help="a finished run's tables (from its metrics.json), with their intervals")
+    tables.add_argument("run_dir", help="a finished run directory (one holding metrics.json)")
+    tables.add_argument("--markdown", action="store_true", help="pipe tables: shares in %%, gains in points, "
+                        "each with its 95%% interval in brackets (as the docs show them)")
+    tables.add_argument("--table", nargs="+", metavar="NAME", help="only these tables (e.g. conditions paired_gains)")
+
     listing = sub.add_parser("runs", help="list run directories with their status")
     listing.add_argument("root", nargs="?", help="where to look (default: the outputs folder)")
 
-    doctor = sub.add_parser("doctor", help="what this machine is and what the kit will do on it (measured, a few seconds)")
-    doctor.add_argument("--json", action="store_true", help="one JSON line instead of the report")
-    doctor.add_argument("--no-measure", action="store_true", help="skip the matmul timings")
+    checkup = sub.add_parser("doctor", help="what this machine is and what the kit will do on it (measured, a few seconds)")
+    checkup.add_argument("--json", action="store_true", help="one JSON line instead of the report")
+    checkup.add_argument("--no-measure", action="store_true", help="skip the matmul timings")
+    one.set_defaults(handler=run)
+    many.set_defaults(handler=sweep_grid)
+    agree.set_defaults(handler=grade_agreement)
+    shown.set_defaults(handler=profiles_)
+    copy.set_defaults(handler=notebooks_)
+    room.set_defaults(handler=lab)
+    shipped.set_defaults(handler=results)
+    out.set_defaults(handler=export)
+    listing.set_defaults(handler=runs)
+    tables.set_defaults(handler=report_)
+    checkup.set_defaults(handler=doctor)
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
     try:
-        if args.command == "run":
-            given = {**_parameters_file(args.parameters_file), **{k: _value(v) for k, v in args.parameter}}
-            parameters = _with_profile(given, args.profile, args.notebook)
-            run_dir = args.run_dir or new_run_path(find_notebook(args.notebook).stem)
-            result = execute(args.notebook, run_dir, parameters, progress=True)
-            if result.status == "failed":
-                print(f"failed: {result.run_dir}\ncell {result.failed_cell}: {result.error}")
-                return 1
-            said = "finished" if result.status == "finished" else "finished before (nothing run again)"
-            print(f"{said}: {result.run_dir}\n{_results(result.run_dir)}")
-            return 0
-        if args.command == "sweep":
-            notebook, sets = (load_grid(args.grid) if args.grid else (None, [{}]))
-            notebook = args.notebook or notebook
-            if not notebook:
-                parser.error("sweep: name the notebook (argument or `notebook:` in the grid file)")
-            bad = [p for p in args.parameter if len(p) < 2]
-            if bad:
-                parser.error(f"sweep: -p {bad[0][0]} needs at least one value")
-            extra = grid_runs({p[0]: [_value(v) for v in p[1:]] for p in args.parameter})
-            sets = [{**s, **e} for s in sets for e in extra]  # -p wins over the grid file's values
-            sets = list({json.dumps(s, sort_keys=True, default=str): s for s in sets}.values())  # once each
-            sets = [_with_profile(s, args.profile, notebook) for s in sets]
-            out = args.out or new_run_path(find_notebook(notebook).stem, "sweeps")
-            table = sweep(notebook, sets, out, jobs=args.jobs)
-            shown = [c for c in table.columns if c not in ("run_dir", "error")]
-            print(table[shown].to_string(index=False))
-            failed = table[table.status == "failed"]
-            for _, row in failed.iterrows():
-                print(f"FAILED {row.run_dir} (cell {row.failed_cell}): {row.error}")
-            print(f"summary: {Path(out) / 'summary.csv'}; run again with --out {out} to retry failures")
-            return 1 if len(failed) else 0
-        if args.command == "profiles":
-            if args.action == "list":
-                for name in profiles.names():
-                    print(f"{name:14s} {profiles.load(name).get('description', '')}")
-                return 0
-            if not (args.profile and args.notebook):
-                parser.error("profiles show: name a profile and a notebook, e.g. `seal-kit profiles show paper 03`")
-            print(profiles.show(args.profile, find_notebook(args.notebook).stem), end="")
-            return 0
-        if args.command == "notebooks":
-            for path in copy_notebooks(args.folder, force=args.force, student_copy=args.student):
-                print(path)
-            print(f"open them with:  seal-kit lab {args.folder}   (runs go to {Path(args.folder) / 'outputs'})")
-            return 0
-        if args.command == "lab":
-            from .workshop import lab
-
-            return lab(args.folder, student_copy=args.student, port=args.port)
-        if args.command == "results":
-            from . import results
-
-            if args.action == "list":
-                for row in results.listing().itertuples():
-                    print(f"{row.name:22s} {row.notebook:28s} {row.shows} ({row.seconds} s on {row.machine}; {row.command})")
-                return 0
-            if not (args.name and args.folder):
-                parser.error("results open: name a shipped run and a folder, e.g. `seal-kit results open 03-workshop my-run`")
-            folder = results.open_run(args.name, args.folder)
-            notebook = results.index()[args.name]["notebook"]
-            print(f"{folder}: the finished run {args.name!r}\nshow it:  seal-kit run {notebook} --run-dir {folder}   "
-                  f"(or open {folder / (notebook + '.ipynb')} in JupyterLab)")
-            return 0
-        if args.command == "export":
-            from .export import export
-
-            for what, where in export(args.run_dir, args.out, merged=args.merged, push_to_hub=args.push_to_hub).items():
-                print(f"{what}: {where}")
-            return 0
-        if args.command == "doctor":
-            from .doctor import describe, examine
-
-            facts = examine(measure=not args.no_measure)
-            print(json.dumps(facts) if args.json else describe(facts))
-            return 0
-        if args.command == "grade-agreement":
-            print(json.dumps(_grade_agreement(args.file, args.grader, args.limit)))
-            return 0
-        table = list_runs(args.root or outputs_root())
-        print(table.to_string(index=False) if len(table) else f"no runs under {args.root or outputs_root()}")
-        return 0
+        return args.handler(args, cli)
     except (FileNotFoundError, FileExistsError, ValueError, TypeError) as err:
         print(f"seal-kit: {err}", file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """Export: a ReST-EM run's generator and self-edits in the formats other tools read.
 
-    seal-kit export outputs/runs/<time>-rest_em exported/            # adapter/ + dataset/
+    seal-kit export outputs/runs/<time>-03_rest_em exported/           # adapter/ + dataset/
     seal-kit export RUN_DIR exported/ --merged                         # + merged/, a plain transformers model
     seal-kit export RUN_DIR exported/ --push-to-hub me/seal-smollm     # + the hub (model and dataset repos)
 

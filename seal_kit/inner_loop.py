@@ -44,15 +44,16 @@ class InnerLoopConfig:
     dropout: float = field(default=0.0, metadata={"help": "LoRA dropout (paper: 0)"})
     target_modules: str | list[str] = field(
         default="all-linear",
-        metadata={"help": "modules to adapt; 'all-linear' = every attention and MLP projection; names as a list "
-                          "or comma-separated, 'q_proj,v_proj' = the reference (it left this unset: peft's q/v)"})
+        metadata={"help": "modules to adapt: all-linear (every attention and MLP projection) or names, as a list "
+                          "or comma-separated; the reference: q_proj,v_proj (it left this unset: peft's q/v)"})
     lr: float = field(default=1e-3, metadata={"help": "learning rate (paper: 1e-3)"})
     epochs: int = field(default=10, metadata={"help": "passes over the documents (paper: 10)"})
     batch_size: int = field(default=1, metadata={"help": "documents per step (paper: 1)"})
-    max_length: int = field(default=512, metadata={"help": "documents are truncated to this many tokens"})
+    max_length: int = field(default=512, metadata={
+        "help": "longest training document in tokens, longer ones are cut (ours: 512; the reference: 2048)"})
     schedule: str = field(default="constant", metadata={
-        "help": "learning-rate schedule over the optimiser steps: constant, linear (decay to 0; the reference's "
-                "Trainer default) or cosine (ARC's test-time training); warmup_ratio ramps any of them up first"})
+        "help": "learning-rate schedule over the optimiser steps: constant (ours), linear (decay to 0; the "
+                "reference's Trainer default) or cosine (ARC's test-time training)"})
     warmup_ratio: float = field(default=0.0, metadata={"help": "share of the optimiser steps spent warming up from 0"})
     max_grad_norm: float | None = field(default=None, metadata={
         "help": "clip the gradient to this norm before each step; None: no clipping (the reference's Trainer: 1.0)"})

@@ -35,7 +35,7 @@ from IPython.display import display
 from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs
 
-from .runs import atomic_write
+from .storage import atomic_write
 
 
 def static_copies() -> None:
@@ -84,7 +84,7 @@ ARC_COLORS = ["#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00", "#AAAAAA", 
 @_figure
 def strength_map(summary: pd.DataFrame, title: str = "Where self-edits help: accuracy per inner loop") -> go.Figure:
     """Grouped bars: one group per inner-loop setting, one bar per condition, 95% intervals as whiskers
-    (the table `seal_kit.strength_map.summarize` returns)."""
+    (the table `seal_kit.knowledge.strength_map.summarize` returns)."""
     fig = go.Figure()
     for condition in dict.fromkeys(summary.condition):
         part = summary[summary.condition == condition]

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from .runs import NOTEBOOKS, notebooks, recorded_parameters
+from .paths import NOTEBOOKS, notebooks
+from .runs import recorded_parameters
 
 FOLDER = Path(__file__).resolve().parent / "profiles"
 SMOKE = "smoke"  # the profile SMOKE = True applies
@@ -31,6 +32,15 @@ SECTIONS = ("description", "parameters", "notebooks")
 
 def names() -> list[str]:
     return sorted(p.stem for p in FOLDER.glob("*.yaml"))
+
+
+def nearest(name, known) -> str | None:
+    """The known name closest to a misspelled one (case aside), or None: what `-p` and profiles suggest."""
+    import difflib
+
+    folded = {str(k).lower(): k for k in known}
+    near = difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=0.6)
+    return folded[near[0]] if near else None
 
 
 @lru_cache(maxsize=None)
@@ -70,15 +80,17 @@ def load(profile: str | Path) -> dict:
         everywhere = set().union(*(notebook_defaults(n) for n in stems))
         for key in spec["parameters"]:
             if key not in everywhere:
-                raise ValueError(f"profile {path.name}: parameter {key!r} is in no notebook; known: "
-                                 f"{', '.join(sorted(everywhere))}")
+                near = nearest(key, everywhere)
+                raise ValueError(f"profile {path.name}: parameter {key!r} is in no notebook; "
+                                 + (f"did you mean {near!r}?" if near else f"known: {', '.join(sorted(everywhere))}"))
         for stem, values in spec["notebooks"].items():
             if stem not in stems:
                 raise ValueError(f"profile {path.name}: unknown notebook {stem!r}; known: {', '.join(stems)}")
             for key in values or {}:
                 if key not in notebook_defaults(stem):
-                    raise ValueError(f"profile {path.name}: {stem} has no parameter {key!r}; it has "
-                                     f"{', '.join(notebook_defaults(stem))}")
+                    near = nearest(key, notebook_defaults(stem))
+                    raise ValueError(f"profile {path.name}: {stem} has no parameter {key!r}; "
+                                     + (f"did you mean {near!r}?" if near else f"it has {', '.join(notebook_defaults(stem))}"))
     return spec
 
 
@@ -127,3 +139,34 @@ def apply(profile: str | Path | None, namespace: dict, notebook: str, smoke: boo
                if k not in namespace or k not in defaults or namespace[k] == defaults[k]}
     namespace.update(changed)
     return changed
+
+
+CHOOSERS = ("PROFILE", "SMOKE", "RUN_DIR")  # they choose the values and the folder; `changes` leaves them out
+
+
+def changes(namespace: dict, notebook: str) -> list[tuple[str, object, object]]:
+    """(parameter, the notebook's default, the value in effect) for each parameter of `namespace` (a notebook's
+    globals() after `apply`, papermill's injected values included) that differs from the parameters cell."""
+    return [(k, v, namespace[k]) for k, v in notebook_defaults(notebook).items()
+            if k not in CHOOSERS and k in namespace and namespace[k] != v]
+
+
+def describe(namespace: dict, notebook: str) -> str:
+    """One line on the values in effect against the parameters cell: "profile workshop: K 5 -> 2, EPOCHS 10 -> 5",
+    "no profile: the values above", and values set otherwise (papermill -p, `seal-kit run`, a finished run
+    in RUN_DIR) after "given to this run"."""
+    profile, smoke = namespace.get("PROFILE"), bool(namespace.get("SMOKE"))
+    name = " + ".join([str(profile)] * bool(profile) + [SMOKE] * smoke)
+    by_profile = resolved(profile, notebook, smoke) if name else {}
+    found = changes(namespace, notebook)
+    ours = [c for c in found if c[0] in by_profile and by_profile[c[0]] == c[2]]
+    given = [c for c in found if c not in ours]
+    if not found:
+        return f"profile {name}: changes nothing here, the values above" if name else "no profile: the values above"
+    head = f"profile {name}: {_listed(ours) or 'changes nothing here'}" if name else "no profile in this notebook"
+    # `seal-kit run --profile X` gives the notebook X's values (not PROFILE): they show here, as given values
+    return f"{head}; given to this run: {_listed(given)}" if given else head
+
+
+def _listed(items) -> str:
+    return ", ".join(f"{k} {v!r} -> {now!r}" for k, v, now in items)

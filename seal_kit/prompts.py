@@ -17,8 +17,16 @@ from __future__ import annotations
 
 import re
 import string
+from typing import Protocol
 
-from .passages import Passage
+
+class Context(Protocol):
+    """What a self-edit is written about: any object with an id, a title and a context (the knowledge
+    setting's `Passage` is one). The core never imports a setting; it reads these three fields."""
+    id: str
+    title: str
+    context: str
+
 
 LAYOUTS = ("kit", "reference")
 
@@ -129,7 +137,7 @@ def render(tokenizer, text: str, chat: bool | None = None) -> str:
                                          date_string=CHAT_DATE)
 
 
-def self_edit_prompt(tokenizer, passage: Passage, prompt: str = "implications", chat: bool | None = None,
+def self_edit_prompt(tokenizer, passage: Context, prompt: str = "implications", chat: bool | None = None,
                      layout: str = "kit") -> str:
     return render(tokenizer, template_for(prompt, layout).format(title=passage.title, context=passage.context), chat)
 

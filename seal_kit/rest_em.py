@@ -54,6 +54,7 @@ import pandas as pd
 from filelock import Timeout
 from tqdm.auto import tqdm
 
+from . import progress
 from .executors import InProcess
 from .generator import CONFIG_FILE, Generator, GeneratorConfig, round_dir, saved_generator
 from .reward import SelfEditTask
@@ -217,6 +218,7 @@ class RestEM:
             self.log.append(record)
             bar.update(1)
             bar.set_postfix(reward=f"{scored['reward']:.2f}")
+            progress.note(f"round {r}: scoring self-edits", bar.n, len(jobs), f"reward {scored['reward']:.2f}")
             if self.on_candidate:
                 self.on_candidate(record)
         bar.close()
@@ -356,6 +358,8 @@ class RestEM:
                 return False
             self.summaries.append(summary)
             bar.update(1)
+            accuracy = summary.get("eval_accuracy")
+            progress.note("ReST-EM rounds", bar.n, total, "" if accuracy is None else f"held-out accuracy {accuracy:.1%}")
             if summary["mean_reward"] is not None:
                 bar.set_postfix(mean_reward=f"{summary['mean_reward']:.2f}")
             if self.on_round:

@@ -30,7 +30,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .runs import METRICS, TIMING, atomic_write
+from .runs import METRICS, TIMING
+from .storage import atomic_write
 
 PACK = Path(__file__).resolve().parent / "data" / "results"
 INDEX = PACK / "index.yaml"

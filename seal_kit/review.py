@@ -14,7 +14,7 @@ so a kernel restart (or another Review on the same run) sees the same decisions,
 buttons only call the methods above.
 
 `read_only=True` browses any table of self-edits with `context_id`, `self_edit` and `context` columns (the
-paper's judged edits: `seal_kit.evidence.review_table`), every row kept. Filters appear for the columns
+paper's judged edits: `seal_kit.knowledge.evidence.review_table`), every row kept. Filters appear for the columns
 it has: `prompt` (a prompt's name), `round`, `status`, a minimum `reward`; sorts by `gain` and `reward`
 where present. A row's `questions` (a list of dicts: question, gold `answer`, the answers `before` and
 `after` training, `before_correct` / `after_correct` verdicts, `before_score` / `after_score` grader
@@ -31,7 +31,7 @@ import ipywidgets as widgets
 import pandas as pd
 from filelock import FileLock
 
-from .runs import atomic_write
+from .storage import atomic_write
 from .selection import DECISION_COLUMNS, DECISIONS, KEY, accepted, decision_records, load_decisions, with_decisions
 
 CURATED = "curated.jsonl"

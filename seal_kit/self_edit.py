@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from .passages import Passage
 from .backends import check_backend, generate_with
 from .generation import Generation
-from .prompts import self_edit_prompt
+from .prompts import Context, self_edit_prompt
 
 
 @dataclass
@@ -81,7 +80,7 @@ def sample_self_edits(model, tokenizer, rows: list[dict], config: SamplingConfig
     return pd.DataFrame(drawn)
 
 
-def generate_self_edits(model, tokenizer, passages: list[Passage], prompt: str = "implications",
+def generate_self_edits(model, tokenizer, passages: list[Context], prompt: str = "implications",
                         config: SamplingConfig | None = None, chat: bool | None = None,
                         progress: bool = True, layout: str = "kit") -> pd.DataFrame:
     """K sampled self-edits per passage: one row each (passage_id, sample, prompt, self_edit, tokens, seconds)."""
@@ -101,8 +100,9 @@ class DocumentConfig:
     drop_filler: bool = field(default=True, metadata={"help": "drop a first line that only announces the list"})
     min_chars: int = field(default=12, metadata={"help": "pieces shorter than this are dropped as degenerate"})
     split: str = field(default="kit", metadata={
-        "help": "kit (the rules above) or reference (the reference code's splitting: lines kept as written, the "
-                "first dropped only when the second starts with '1.')"})
+        "help": "how a self-edit becomes training documents: kit (numbering and fillers stripped, short pieces "
+                "dropped) or reference (the reference code's splitting: lines kept as written, the first dropped "
+                "only when the second starts with '1.')"})
 
     def __post_init__(self):
         if self.split not in ("kit", "reference"):
@@ -158,12 +158,12 @@ def split_self_edit(self_edit: str, config: DocumentConfig) -> list[str]:
     return list(dict.fromkeys(p for p in pieces if len(p) >= config.min_chars))  # dedupe, keep order
 
 
-def passage_document(passage: Passage, config: DocumentConfig) -> str:
+def passage_document(passage: Context, config: DocumentConfig) -> str:
     """The passage itself as a training document (the 'train on the passage' control uses it alone)."""
     return f"{passage.title}\n{passage.context}" if config.title_prefix else passage.context
 
 
-def training_documents(self_edit: str, passage: Passage, config: DocumentConfig | None = None) -> Documents:
+def training_documents(self_edit: str, passage: Context, config: DocumentConfig | None = None) -> Documents:
     """Training documents for the inner loop; an empty or degenerate edit yields `empty_edit=True`."""
     config = config or DocumentConfig()
     pieces = split_self_edit(self_edit, config)

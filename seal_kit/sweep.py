@@ -1,7 +1,6 @@
-"""Batch runs of the notebooks with papermill: one run, a grid of runs, and the table of their results.
+"""Grids of headless runs: a parameter grid, one run directory per point, and the table of their results.
 
-    from seal_kit.sweep import execute, grid_runs, sweep, list_runs
-    result = execute("03_rest_em", "outputs/runs/x", {"K": 2})        # -> RunResult(status, run_dir, error, ...)
+    from seal_kit.sweep import grid_runs, sweep, list_runs
     sets = grid_runs({"PROMPT": ["implications", "rewrite"], "K": [3]})  # the cartesian product, as dicts
     table = sweep("02_knowledge_incorporation", sets, "outputs/sweeps/prompts", jobs=2)   # a DataFrame
     list_runs("outputs/runs")                                          # every run directory with its status
@@ -10,178 +9,27 @@ A sweep gives every parameter set its own run directory, named after the paramet
 running the same sweep again skips the runs that finished (their metrics.json exists) and retries the
 others: a failed run is recorded with the failing cell and its error and never stops the rest. The
 summary (parameters + flattened metrics + status) is saved as summary.csv / summary.parquet and as a
-plotly table in summary.html.
+plotly table in summary.html. One run is `seal_kit.headless.execute`.
 """
 from __future__ import annotations
 
-import difflib
 import hashlib
 import itertools
 import json
 import os
 import queue
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
-from filelock import FileLock, Timeout
 
-from .profiles import notebook_defaults
-from .runs import (INSTALLED, METRICS, NOTEBOOKS, SWEEPS, TIMING, RunBusy, atomic_write, check_run_dir, claim,
-                   notebooks, recorded_parameters)
+from .headless import FAILED, RunResult, check_parameters, execute, find_notebook, notebook_parameters
+from .paths import SWEEPS
+from .runs import METRICS
+from .storage import atomic_write
 from .tracking import flatten
-
-FAILED = "failed.json"
-EXECUTING = ".execute.lock"  # held by the process running papermill into a run directory
-
-
-def find_notebook(name: str | Path) -> Path:
-    """A notebook by path, or by name ("03_rest_em", "03_rest_em.ipynb", or the prefix "03") in notebooks/."""
-    path = Path(name)
-    if path.suffix == ".ipynb" and path.exists():
-        return path.resolve()
-    known = notebooks()
-    stem = path.name.removesuffix(".ipynb")
-    matches = [p for p in known if p.stem == stem] or [p for p in known if p.stem.startswith(stem + "_")]
-    if len(matches) != 1:
-        raise FileNotFoundError(f"no notebook {str(name)!r}; give a path to an .ipynb file or one of: "
-                                f"{', '.join(p.stem for p in known)}")
-    return matches[0]
-
-
-def notebook_parameters(notebook: str | Path) -> list[str]:
-    """The names in a notebook's parameters cell, in order (papermill's reading of it)."""
-    import papermill
-
-    return list(papermill.inspect_notebook(str(find_notebook(notebook))))
-
-
-def check_parameters(notebook: str | Path, parameters: dict) -> None:
-    """Refuse a parameter the notebook does not have, naming it and the nearest known name: a misspelled
-    one would otherwise run every point with the default (and papermill injects names as code)."""
-    known = notebook_parameters(notebook)
-    for name in parameters:
-        if name not in known:
-            folded = {k.lower(): k for k in known}
-            near = difflib.get_close_matches(str(name).lower(), list(folded), n=1, cutoff=0.6)
-            raise ValueError(f"{find_notebook(notebook).stem} has no parameter {str(name)!r}"
-                             + (f"; did you mean {folded[near[0]]!r}?" if near else ".")
-                             + f" Its parameters: {', '.join(known)}")
-
-
-PATHLIKE = (".json", ".jsonl", ".yaml", ".yml", ".csv", ".parquet", ".txt")
-
-
-def resolve_paths(parameters: dict, base: str | Path | None = None) -> dict:
-    """Relative file paths among the values made absolute from `base` (the shell's directory), as --run-dir
-    is: the notebook runs in its own folder, where `DATA=my.json` would name another file, or none.
-    A file's `?column=...` query (`DATA = "my.csv?context=text"`) stays on the resolved path."""
-    base = Path(base or Path.cwd())
-    resolved = {}
-    for key, value in parameters.items():
-        path, mark, query = value.partition("?") if isinstance(value, str) else ("", "", "")
-        if path and not Path(path).is_absolute() and (
-                "/" in path or path.startswith("~") or path.lower().endswith(PATHLIKE)):
-            candidate = Path(path).expanduser()
-            candidate = candidate if candidate.is_absolute() else base / candidate
-            value = str(candidate.resolve()) + mark + query if candidate.exists() else value
-        resolved[key] = value
-    return resolved
-
-
-@dataclass
-class RunResult:
-    run_dir: str
-    parameters: dict
-    status: str          # "finished", "failed", "skipped" (finished before)
-    seconds: float
-    error: str = ""      # the exception of a failed run
-    failed_cell: int | None = None  # index of the cell that raised (papermill's execution order)
-
-
-def execute(notebook: str | Path, run_dir: str | Path, parameters: dict | None = None,
-            progress: bool = False, placement: dict | None = None) -> RunResult:
-    """Run one notebook headless into `run_dir` (the executed copy is saved there); skip it if finished
-    (with no `parameters`, a finished run's own: `runs.recorded_parameters`).
-    Relative file paths among the parameters are taken from the current directory, as `run_dir` is.
-    A parameter the notebook lacks is refused (ValueError) before anything runs; a run directory that is
-    a file or cannot be written is a failed result naming it. `placement` (DEVICE, THREADS: where a sweep
-    puts this run) is passed to the notebook beside `parameters` but is not part of what the run is."""
-    path, run_dir = find_notebook(notebook), Path(run_dir).resolve()
-    if not parameters and (recorded := recorded_parameters(run_dir)) is not None:
-        parameters = recorded  # none given: a finished run is shown with its own parameters
-    parameters = resolve_paths(dict(parameters or {}))
-    check_parameters(path, parameters)
-    try:
-        check_run_dir(run_dir)
-    except OSError as err:
-        return RunResult(str(run_dir), parameters, "failed", 0.0, f"{type(err).__name__}: {err}")
-    if (run_dir / METRICS).exists():  # finished before: keep the time it took then
-        timing = run_dir / TIMING
-        record = json.loads(timing.read_text()) if timing.exists() else {}
-        before = record.get("parameters")
-        if before is not None:  # a parameter left out means its default, whether it was given before or not
-            defaults = json.loads(json.dumps(notebook_defaults(path), default=str))
-            before, plain = {**defaults, **before}, {**defaults, **json.loads(json.dumps(parameters, default=str))}
-        if before is not None and before != plain:
-            changed = sorted(k for k in set(before) | set(plain) if before.get(k) != plain.get(k))
-            return RunResult(str(run_dir), parameters, "failed", 0.0,
-                             f"{run_dir} already holds a run finished with other parameters (changed: "
-                             f"{', '.join(changed)}); choose another run directory")
-        return RunResult(str(run_dir), parameters, "skipped", record.get("seconds", 0.0))
-    busy = f"another process is working in {run_dir} right now (a kernel or another `seal-kit run`); wait for it " \
-           "or stop it, then run this again"
-    try:  # held while papermill runs: a second `seal-kit run` on this directory must not overwrite its notebook
-        with FileLock(str(run_dir / EXECUTING), timeout=0):
-            try:  # a kernel (JupyterLab, or a run killed mid-way whose kernel lives on) holds the run's own lock
-                claim(run_dir).release()
-            except RunBusy:
-                return RunResult(str(run_dir), parameters, "failed", 0.0, busy)
-            return _execute(path, run_dir, parameters, progress, placement or {})
-    except Timeout:
-        return RunResult(str(run_dir), parameters, "failed", 0.0, busy)
-
-
-def _execute(path: Path, run_dir: Path, parameters: dict, progress: bool, placement: dict) -> RunResult:
-    import papermill  # heavy import: only when a run starts
-
-    (run_dir / FAILED).unlink(missing_ok=True)
-    began = time.perf_counter()
-    try:
-        # A checkout's notebooks run in notebooks/ (as JupyterLab opens them); an installed kit's where it was called.
-        cwd = Path.cwd() if INSTALLED and path.is_relative_to(NOTEBOOKS) else path.parent
-        papermill.execute_notebook(str(path), str(run_dir / path.name), cwd=str(cwd), progress_bar=progress,
-                                   parameters={**placement, **parameters, "RUN_DIR": str(run_dir)})
-    except Exception as err:  # a failed run is a result, not the end of the sweep
-        cell = getattr(err, "cell_index", None)  # papermill's PapermillExecutionError knows it
-        cell = _failed_cell(run_dir / path.name) if cell is None else cell
-        message = (f"{err.ename}: {err.evalue}" if hasattr(err, "ename")
-                   else f"{type(err).__name__}: {err}")
-        result = RunResult(str(run_dir), parameters, "failed", time.perf_counter() - began, message, cell)
-        atomic_write(run_dir / FAILED, json.dumps(asdict(result), indent=2, default=str))
-        return result
-    status = "finished" if (run_dir / METRICS).exists() else "failed"
-    error = "" if status == "finished" else f"the notebook ended without writing {METRICS}"
-    result = RunResult(str(run_dir), parameters, status, time.perf_counter() - began, error)
-    if status == "finished":
-        atomic_write(run_dir / TIMING, json.dumps({"seconds": result.seconds, "parameters": parameters}, default=str))
-    return result
-
-
-def _failed_cell(executed: Path) -> int | None:
-    """Index of the first code cell whose output is an error, in the executed notebook papermill saved."""
-    try:
-        cells = json.loads(executed.read_text())["cells"]
-    except (OSError, ValueError, KeyError):
-        return None
-    for i, cell in enumerate(cells):
-        if any(out.get("output_type") == "error" for out in cell.get("outputs", [])):
-            return i
-    return None
 
 
 def grid_runs(grid: dict[str, list], fixed: dict | None = None) -> list[dict]:
@@ -270,10 +118,10 @@ def placements(jobs: int, notebook: str | Path) -> list[dict]:
 
 
 def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path, jobs: int = 1,
-          progress: bool = True) -> pd.DataFrame:
+          progress: bool = True, profile: str | None = None) -> pd.DataFrame:
     """Run `notebook` once per parameter set (`jobs` at a time, each placed by `placements` unless its
     parameters say DEVICE or THREADS), each in `out_dir/<name>`; finished runs are skipped. Writes and
-    returns the summary table."""
+    returns the summary table. `profile` names the profile the sets came from (recorded in each run)."""
     if jobs < 1 or not parameter_sets:
         raise ValueError(f"sweep needs jobs >= 1 and at least one parameter set; got {jobs} and {len(parameter_sets)}")
     from tqdm.auto import tqdm
@@ -295,7 +143,8 @@ def sweep(notebook: str | Path, parameter_sets: list[dict], out_dir: str | Path,
     def one(args):
         place = slots.get()  # a free device or share of cores, given back when the run ends
         try:
-            result = execute(notebook, *args, placement={k: v for k, v in place.items() if k not in args[1]})
+            result = execute(notebook, *args, placement={k: v for k, v in place.items() if k not in args[1]},
+                             profile=profile)
         except Exception as err:  # one point's trouble fails that point alone; the summary is still written
             result = RunResult(str(args[0]), args[1], "failed", 0.0, f"{type(err).__name__}: {err}")
         finally:

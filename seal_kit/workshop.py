@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs import NOTEBOOKS, atomic_write, notebooks
+from .paths import NOTEBOOKS, notebooks
+from .storage import atomic_write
 
 SOLUTION_TAG = "solution"
 BUDGET_TAG = "budget"

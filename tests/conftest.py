@@ -14,7 +14,7 @@ os.environ.setdefault("SEAL_KIT_AUTO_DTYPE", "float32")
 import pytest
 import torch
 
-from seal_kit.data import QA, Passage
+from seal_kit.knowledge.data import QA, Passage
 from seal_kit.models import load_model
 
 

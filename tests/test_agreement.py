@@ -4,10 +4,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seal_kit import agreement as agreement_module
-from seal_kit.agreement import CONDITIONS, HELD_OUT, agreement, agreement_table, fit
+from seal_kit.knowledge import agreement as agreement_module
+from seal_kit.knowledge.agreement import CONDITIONS, HELD_OUT, agreement, agreement_table, fit
 from seal_kit.cli import main
-from seal_kit.graders import FEATURES, FittedGrader, answer_features, first_answer, get_grader
+from seal_kit.knowledge.graders import FEATURES, FittedGrader, answer_features, first_answer, get_grader
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "seal_reference"
 needs_reference = pytest.mark.skipif(not SHARED.exists(), reason=f"the paper's graded files are not at {SHARED}")
@@ -68,7 +68,7 @@ def test_weights_for_other_features_are_refused():
 
 
 def test_fitted_is_the_default_knowledge_grader():
-    from seal_kit.knowledge import EvalConfig
+    from seal_kit.knowledge.task import EvalConfig
 
     assert EvalConfig().grader == "fitted"
     scores = get_grader("fitted")(["The metal was silver.", "", "Iron"], ["silver", "silver", "silver"],
@@ -92,7 +92,7 @@ def test_features_read_an_answer_in_other_forms():
 
 @pytest.fixture(scope="module")
 def graded():
-    from seal_kit.reference import load_graded
+    from seal_kit.knowledge.reference import load_graded
 
     return {name: load_graded(name) for name in CONDITIONS + HELD_OUT}
 

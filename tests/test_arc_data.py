@@ -56,7 +56,7 @@ def test_list_text_to_grid_returns_none_for_invalid_grids(text):
 
 
 def test_the_reference_scored_8_of_the_10_evaluation_tasks():
-    from seal_kit.reference import ReferenceUnavailable, reference_file
+    from seal_kit.knowledge.reference import ReferenceUnavailable, reference_file
     evaluation = SEAL_IDS["seal-eval"][1]
     assert len(evaluation) == 10 and len(SEAL_IDS["seal-train"][1]) == 12
     assert len(REFERENCE_SCORED_IDS) == 8 and set(REFERENCE_SCORED_IDS) < set(evaluation)

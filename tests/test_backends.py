@@ -8,9 +8,9 @@ from seal_kit.arc.few_shot import ArcConfig, ArcFewShot
 from seal_kit.backends import generate_with, save_active_adapter
 from seal_kit.batched import BatchedLoRA
 from seal_kit.generation import Generation, generate
-from seal_kit.graders import LocalJudge
+from seal_kit.knowledge.graders import LocalJudge
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model, prepare_embedded
 from seal_kit.self_edit import SamplingConfig, generate_self_edits
 

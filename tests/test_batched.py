@@ -4,10 +4,10 @@ import torch
 from peft.tuners.lora import LoraLayer
 
 from seal_kit.batched import BatchedLoRA
-from seal_kit.data import QA, Passage
+from seal_kit.knowledge.data import QA, Passage
 from seal_kit.executors import InProcess, choose
 from seal_kit.inner_loop import ADAPTER, InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 
 JOBS = [  # examples, seed, overrides: uneven document counts, lengths, batch sizes, epochs and lrs

@@ -7,14 +7,15 @@ import pytest
 import torch
 import yaml
 
-from seal_kit.cpt import (CPTConfig, continued_pretraining, passage_documents, pooled_documents, read_edits,
+from seal_kit.knowledge.cpt import (CPTConfig, continued_pretraining, passage_documents, pooled_documents, read_edits,
                           trained_generator)
-from seal_kit.data import load_passages
-from seal_kit import forgetting, plots
-from seal_kit.forgetting import ForgettingConfig, across_sequences, draw_sequences, matrix_table, sequential_edits
+from seal_kit.knowledge.data import load_passages
+from seal_kit.knowledge import forgetting
+from seal_kit import plots
+from seal_kit.knowledge.forgetting import ForgettingConfig, across_sequences, draw_sequences, matrix_table, sequential_edits
 from seal_kit.generator import Generator, GeneratorConfig
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.self_edit import DocumentConfig, SamplingConfig, training_documents
 

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from seal_kit.data import DataError, load_passages
+from seal_kit.knowledge.data import DataError, load_passages
 
 SQUAD = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad" / "squad_val.json"
 
@@ -163,7 +163,7 @@ def test_a_saved_hugging_face_dataset_with_a_split_and_squads_answers(tmp_path):
 
 
 def test_squad_is_a_name_not_a_path(monkeypatch, tmp_path):
-    import seal_kit.data as data
+    import seal_kit.knowledge.data as data
 
     asked = []
     monkeypatch.setattr(data, "_local_squad", lambda: None)

@@ -4,8 +4,8 @@ import math
 import pandas as pd
 import pytest
 
-from seal_kit import edit_stats
-from seal_kit.passages import QA, Passage
+from seal_kit.knowledge import edit_stats
+from seal_kit.knowledge.passages import QA, Passage
 from seal_kit.self_edit import training_documents
 
 PASSAGE = Passage("p0", "Velmora Island", "Velmora Island lies in the Sorrel Sea. Its capital, Pellin Harbour, "

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from seal_kit import evidence
-from seal_kit.reference import PROMPT_SETS, PROMPTS, load_graded, load_reference_passages
+from seal_kit.knowledge import evidence
+from seal_kit.knowledge.reference import PROMPT_SETS, PROMPTS, load_graded, load_reference_passages
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "seal_reference"
 pytestmark = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"SEAL reference data not found at {REFERENCE}; "

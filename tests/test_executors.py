@@ -3,10 +3,10 @@ from functools import partial
 
 import pytest
 
-from seal_kit.data import QA, Passage
+from seal_kit.knowledge.data import QA, Passage
 from seal_kit.executors import InProcess
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, load_task
+from seal_kit.knowledge.task import EvalConfig, load_task
 from seal_kit.rest_em import RestEM, RestEMConfig
 from seal_kit.runs import start_run
 from seal_kit.self_edit import SamplingConfig

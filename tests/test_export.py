@@ -33,7 +33,7 @@ def test_merged_updates_export_as_one_adapter_plain_peft_loads(merged_run, tmp_p
     assert config["r"] == 2 * rounds[0]["r"] and config["lora_alpha"] == 2 * rounds[0]["lora_alpha"]
     assert config["base_model_name_or_path"] is None  # "tiny" has no hub id
 
-    base, _ = load_model("tiny", device="cpu", seed=3)
+    base, base_tokenizer = load_model("tiny", device="cpu", seed=3)
     before = {n: p.detach().clone() for n, p in base.named_parameters()}
     model = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     # Expected: the base plus each round's saved update, scale * B @ A, summed (as merge mode applied them).
@@ -54,7 +54,10 @@ def test_merged_updates_export_as_one_adapter_plain_peft_loads(merged_run, tmp_p
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     reloaded = AutoModelForCausalLM.from_pretrained(str(merged))
-    assert AutoTokenizer.from_pretrained(str(merged)) is not None
+    tokenizer = AutoTokenizer.from_pretrained(str(merged))  # saved beside the weights: the base's own
+    text = "Velmora island's marmots, 1843."
+    assert len(tokenizer) == len(base_tokenizer) and tokenizer(text)["input_ids"] == base_tokenizer(text)["input_ids"]
+    assert reloaded.config.vocab_size == base.config.vocab_size
     name = next(n for n, _ in reloaded.named_parameters() if n.endswith("q_proj.weight"))
     assert torch.allclose(dict(reloaded.named_parameters())[name], dict(model.named_parameters())[name])
 

@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import load_file
 
 from seal_kit.adapters import AdapterSlot
-from seal_kit.cpt import trained_generator
+from seal_kit.knowledge.cpt import trained_generator
 from seal_kit.generator import CONFIG_FILE, GENERATOR, Generator, GeneratorConfig, saved_generator
 from seal_kit.inner_loop import InnerLoopConfig, collate, encode_examples
-from seal_kit.knowledge import KnowledgeTask
+from seal_kit.knowledge.task import KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.rest_em import RestEM
 from test_rest_em import HELD_OUT, TRAIN, config, make_loop

@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from seal_kit.graders import LocalJudge, OpenAIJudge, contains, exact_match, get_grader, normalize, token_f1
+from seal_kit.knowledge.graders import LocalJudge, OpenAIJudge, contains, exact_match, get_grader, normalize, token_f1
 
 
 def test_normalize_drops_case_punctuation_and_articles():

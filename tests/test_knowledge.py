@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from seal_kit import precision
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask, PassageOnly, answer_style
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask, PassageOnly, answer_style
 from seal_kit.models import load_model
 
 
@@ -123,7 +123,7 @@ def test_a_failed_job_scores_zero_without_training(passage):
 
 
 def test_reference_layout_and_plain_prompts_reach_every_prompt_the_task_writes(passage, monkeypatch):
-    from seal_kit import knowledge
+    from seal_kit.knowledge import task as knowledge
 
     model, tokenizer = load_model("tiny", seed=0)
     task = KnowledgeTask(model, tokenizer, InnerLoopConfig(rank=4, epochs=1), EvalConfig(max_new_tokens=4),

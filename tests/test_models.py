@@ -45,6 +45,7 @@ def test_bad_specs_are_named():
         load_model("./nowhere/model")
 
 
+@pytest.mark.slow
 def test_embedded_model_converted_once_answers_sensibly():
     folder = prepare_embedded()
     assert (folder / "model.safetensors").exists() and prepare_embedded() == folder
@@ -56,6 +57,7 @@ def test_embedded_model_converted_once_answers_sensibly():
     assert "Paris" in tokenizer.decode(out[0, chat["input_ids"].shape[1]:])
 
 
+@pytest.mark.slow
 def test_two_processes_convert_into_a_fresh_cache_without_racing(tmp_path):
     code = "from seal_kit.models import prepare_embedded; print(prepare_embedded())"
     env = {**__import__("os").environ, "SEAL_KIT_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"}
@@ -85,6 +87,7 @@ def test_a_device_or_model_option_that_cannot_be_is_refused_naming_it():
         load_model("tiny", threads=0)
 
 
+@pytest.mark.slow
 def test_model_options_reach_from_pretrained_and_threads_torch():
     before = torch.get_num_threads()
     try:

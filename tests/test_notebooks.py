@@ -10,10 +10,11 @@ import pytest
 import yaml
 from conftest import CHROMIUM
 
-from seal_kit import edit_stats, profiles, workshop
+from seal_kit.knowledge import edit_stats
+from seal_kit import profiles, workshop
 from seal_kit.arc.edit import parse_self_edit
-from seal_kit.data import load_passages
-from seal_kit.runs import NOTEBOOKS, notebooks
+from seal_kit.knowledge.data import load_passages
+from seal_kit.paths import NOTEBOOKS, notebooks
 from seal_kit.self_edit import DocumentConfig, training_documents
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "seal_reference"
 needs_reference = pytest.mark.skipif(not REFERENCE.is_dir(), reason=f"SEAL reference data not found at {REFERENCE}; "
@@ -271,8 +272,8 @@ PAPER_ALL_200 = {"base": 0.3267, "passage": 0.3351, "seal-reference:base": 0.396
 @pytest.mark.slow
 @needs_reference
 def test_knowledge_incorporation_replays_the_papers_self_edits(tmp_path):
-    from seal_kit.data import load_passages
-    from seal_kit.reference import load_graded, load_reference_self_edits
+    from seal_kit.knowledge.data import load_passages
+    from seal_kit.knowledge.reference import load_graded, load_reference_self_edits
 
     metrics = run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", DATA="seal-eval",
                            SELF_EDITS="seal-reference", K=1)
@@ -475,7 +476,7 @@ def test_continued_pretraining(tmp_path):
 def test_continued_pretraining_with_the_papers_gpt4_1_edits_as_teacher(tmp_path):
     metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", DATA="seal-eval", N_PASSAGES=1,
                            K=2, TEACHER="seal-reference:gpt4_1")
-    from seal_kit.reference import load_reference_self_edits
+    from seal_kit.knowledge.reference import load_reference_self_edits
 
     theirs = load_reference_self_edits("gpt4_1", ["seal-eval-000"])
     logged = [json.loads(line) for line in (tmp_path / "self_edits.jsonl").read_text().splitlines()]
@@ -553,7 +554,7 @@ def test_the_inner_loop_map_runs_its_points_and_plots_them(tmp_path):
 def test_the_papers_evidence(tmp_path):
     """Smoke: the first 20 of the paper's passages. The prompt x RL table must be GPT-4.1's verdicts averaged per
     passage, as computed here straight from the graded files; the rest of metrics.json has its shape."""
-    from seal_kit.reference import PROMPT_SETS, PROMPTS, load_graded, load_reference_passages
+    from seal_kit.knowledge.reference import PROMPT_SETS, PROMPTS, load_graded, load_reference_passages
 
     metrics = run_notebook("00_papers_evidence.ipynb", tmp_path)
     ids = [p.id for p in load_reference_passages("seal-eval")[:20]]

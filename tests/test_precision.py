@@ -11,7 +11,7 @@ from seal_kit.batched import BatchedLoRA
 from seal_kit.cli import main
 from seal_kit.doctor import describe, examine, machine_line
 from seal_kit.inner_loop import InnerLoop, InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.runs import start_run
 

@@ -23,7 +23,7 @@ def test_parameters_per_notebook():
 
 
 def test_profiles_name_their_data_never_a_path_into_this_repositorys_surroundings():
-    from seal_kit.data import BUILTIN, REFERENCE_SETS
+    from seal_kit.knowledge.data import BUILTIN, REFERENCE_SETS
 
     for name in profiles.names():
         for notebook in ("02_knowledge_incorporation", "03_rest_em", "05_continued_pretraining", "06_forgetting"):
@@ -48,6 +48,28 @@ def test_unknown_keys_are_named(tmp_path, text, message):
         profiles.load("nope")
 
 
+def test_a_misspelled_parameter_in_a_profile_names_the_nearest_as_p_does(tmp_path, capsys):
+    """A profile's typo is named with the nearest known parameter (the helper `-p` uses), not answered with
+    the list of every parameter of every notebook."""
+    from seal_kit.cli import main
+
+    path = tmp_path / "mine.yaml"
+    path.write_text("parameters: {EPOHCS: 3}\n")
+    with pytest.raises(ValueError) as err:
+        profiles.load(path)
+    assert str(err.value) == "profile mine.yaml: parameter 'EPOHCS' is in no notebook; did you mean 'EPOCHS'?"
+    path.write_text("notebooks: {03_rest_em: {round: 2}}\n")
+    with pytest.raises(ValueError) as err:
+        profiles.load(path)
+    assert str(err.value) == "profile mine.yaml: 03_rest_em has no parameter 'round'; did you mean 'ROUNDS'?"
+    assert main(["run", "03", "--profile", str(path), "--run-dir", str(tmp_path / "r")]) == 2
+    assert "did you mean 'ROUNDS'?" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    path.write_text("parameters: {ZZZZZZ: 3}\n")  # nothing near: what is known, as before
+    with pytest.raises(ValueError, match="parameter 'ZZZZZZ' is in no notebook; known: .*EPOCHS"):
+        profiles.load(path)
+    assert profiles.nearest("k", ["K", "KK"]) == "K" and profiles.nearest("zzz", ["K"]) is None
+
+
 def test_apply_fills_defaults_and_keeps_explicit_values():
     namespace = dict(profiles.notebook_defaults("03_rest_em"))
     namespace["K"] = 7  # given explicitly (papermill -p, or edited in the cell)
@@ -69,7 +91,7 @@ def test_smoke_is_a_profile_under_explicit_values_and_over_the_others():
 
 
 def test_every_notebook_has_smoke_values_and_reads_smoke_only_through_the_profile():
-    from seal_kit.runs import notebooks
+    from seal_kit.paths import notebooks
 
     for path in notebooks():
         assert profiles.parameters("smoke", path.stem), path.stem
@@ -152,3 +174,20 @@ def test_a_finished_run_given_alone_sets_the_parameters_it_was_made_with(tmp_pat
     (tmp_path / "metrics.json").unlink()  # unfinished: nothing to show
     fresh = {**defaults, "RUN_DIR": str(tmp_path)}
     assert profiles.apply(None, fresh, "01_quickstart") == {} and fresh["K"] == defaults["K"]
+
+
+def test_describe_names_what_a_profile_changed_and_what_was_set_otherwise():
+    defaults = profiles.notebook_defaults("03_rest_em")
+    assert profiles.describe(dict(defaults), "03_rest_em") == "no profile: the values above"
+    namespace = {**defaults, "PROFILE": "workshop", "RUN_DIR": "/somewhere"}
+    profiles.apply("workshop", namespace, "03_rest_em")
+    line = profiles.describe(namespace, "03_rest_em")
+    assert line.startswith("profile workshop: ") and "K 3 -> 2" in line and "EPOCHS 10 -> 5" in line
+    assert "RUN_DIR" not in line and "given to this run" not in line
+    assert ("K", 3, 2) in profiles.changes(namespace, "03_rest_em")
+    namespace["SEED"] = 4  # given by papermill -p, say
+    assert profiles.describe(namespace, "03_rest_em").endswith("; given to this run: SEED 0 -> 4")
+    assert profiles.describe({**defaults, "K": 4}, "03_rest_em") == "no profile in this notebook; given to this run: K 3 -> 4"
+    evidence = {**profiles.notebook_defaults("00_papers_evidence"), "PROFILE": "workshop"}
+    profiles.apply("workshop", evidence, "00_papers_evidence")
+    assert profiles.describe(evidence, "00_papers_evidence") == "profile workshop: changes nothing here, the values above"

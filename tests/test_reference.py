@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from seal_kit import reference
-from seal_kit.data import DataError, load_passages
-from seal_kit.reference import (ReferenceUnavailable, load_graded, load_reference_passages,
+from seal_kit.knowledge import reference, reference_files
+from seal_kit.knowledge.data import DataError, load_passages
+from seal_kit.knowledge.reference import (ReferenceUnavailable, load_graded, load_reference_passages,
                                 load_reference_self_edits, load_sft, reference_file)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -214,8 +214,8 @@ def upstream(tmp_path, monkeypatch):
     for upstream_path, content in files.values():
         (root / upstream_path).parent.mkdir(parents=True, exist_ok=True)
         (root / upstream_path).write_bytes(content)
-    monkeypatch.setattr(reference, "MANIFEST", {name: (path, hashlib.sha256(content).hexdigest())
-                                                for name, (path, content) in files.items()})
+    monkeypatch.setattr(reference_files, "MANIFEST", {name: (path, hashlib.sha256(content).hexdigest())
+                                                      for name, (path, content) in files.items()})
     requests = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):

@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from seal_kit import plots
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.generator import Generator, GeneratorConfig
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.rest_em import RestEM, RestEMConfig
 from seal_kit.runs import start_run

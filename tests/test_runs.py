@@ -1,15 +1,20 @@
 import json
+import shutil
 import subprocess
 import sys
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from seal_kit.passages import QA, Passage
-from seal_kit.runs import AppendLog, RunBusy, notebooks, outputs_root, project_root, run_lock, start_run
+from seal_kit.knowledge.passages import QA, Passage
+from seal_kit.paths import notebooks, outputs_root, project_root
+from seal_kit.storage import AppendLog
+from seal_kit.report import headline
+from seal_kit.runs import RunBusy, run_lock, start_run
 
 
 @dataclass
@@ -282,7 +287,13 @@ def test_provenance_records_each_session_and_the_model(tmp_path, tiny):
     assert len(sessions) == 2 and "model" in sessions[0] and "model" not in sessions[1]
     first = sessions[0]
     assert first["versions"]["torch"] and first["versions"]["transformers"] and first["versions"]["peft"]
-    assert first["git"] is None or len(first["git"]["commit"]) == 40 and isinstance(first["git"]["dirty"], bool)
+    checkout = Path(__file__).resolve().parents[1]  # the package's checkout: its commit, as git itself says
+    head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True) \
+        if shutil.which("git") and (checkout / ".git").exists() else None
+    if head is not None and head.returncode == 0:
+        assert first["git"]["commit"] == head.stdout.strip() and isinstance(first["git"]["dirty"], bool)
+    else:  # no git, or no checkout (an installed wheel): nothing to record
+        assert first["git"] is None
     assert first["torch_threads"] >= 1 and isinstance(first["cuda"], list)
     assert first["model"]["device"] == "cpu" and first["model"]["dtype"] == "float32"
     assert first["model"]["parameters"] == sum(p.numel() for p in tiny[0].parameters())
@@ -298,3 +309,28 @@ def test_a_local_model_folder_is_identified_by_its_weights(tmp_path):
     assert len(first) == 16 and weights_hash(tmp_path) != first
     (tmp_path / "empty").mkdir()
     assert weights_hash(tmp_path / "empty") is None
+
+
+def test_the_headline_is_the_runs_main_numbers_with_their_intervals_in_one_line():
+    """metrics.json's shapes differ by notebook: numbers with intervals first (`x_ci`, `x_low`/`x_high`,
+    a record's `ci_low`/`ci_high` or `low`/`high`), then numbers named like results, then the top-level sizes;
+    records in lists by their labels; views (`_by_`), interval bounds and non-numbers left out."""
+    metrics = {
+        "n_passages": 200, "accuracy": "what accuracy means (text)", "interval": {"level": 0.95, "seed": 0},
+        "prompt_rl": {"rewrite": {"before": 0.4937, "after": 0.5555, "gain": 0.06185, "gain_ci": [0.01524, 0.108]}},
+        "held_out_accuracy": [{"round": 1, "n_passages": 2, "accuracy": 0.60527, "low": 0.4209, "high": 0.7897,
+                               "gain_over_round_0": -0.000286, "gain_low": -0.184, "gain_high": 0.1834}],
+        "success_intervals": [{"method": "seal", "success": 0.25, "low": 0.0, "high": 0.5, "n_tasks": 4}],
+        "success_by_task_set": {"all": {"seal": 0.25}},
+        "variants": {"merge": {"retention": [0.5158, 0.0605, 0.1229], "matrix": [[0.1, None]]}},
+        "rounds": [{"round": 0, "mean_reward": 0.6021, "updated": True, "eval_accuracy": float("nan")}],
+        "flag": True, "mean_reward": None}
+    assert headline(metrics, width=400) == (  # shares in %, gains in signed points
+        "prompt_rl.rewrite.gain +6.2 pts [+1.5, +10.8]; held_out_accuracy[round 1].accuracy 60.5% [42.1, 79.0]; "
+        "held_out_accuracy[round 1].gain_over_round_0 -0.0 pts [-18.4, +18.3]; "
+        "success_intervals[seal].success 25.0% [0.0, 50.0]; variants.merge.retention [51.6, 6.0, 12.3]%; "
+        "rounds[round 0].mean_reward 60.2%; n_passages 200")
+    short = headline(metrics, width=60)
+    assert short == "prompt_rl.rewrite.gain +6.2 pts [+1.5, +10.8]; +6 more in metrics.json"
+    assert headline({"name": "x"}) == "no numbers in metrics.json"
+    assert headline({"points": 2, "big": 123456.7}) == "points 2; big 123457"

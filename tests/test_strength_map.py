@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from seal_kit.strength_map import ordered, summarize
+from seal_kit.knowledge.strength_map import ordered, summarize
 
 
 def rows(setting, condition, accuracies, seed=0):
@@ -47,8 +47,8 @@ def test_a_self_edit_is_compared_with_the_passage_trained_for_as_many_steps():
 
 
 def test_the_map_names_every_step_matched_control_02_writes():
-    from seal_kit.knowledge import matched_condition
-    from seal_kit.strength_map import EDITS, MATCHED, NAMES
+    from seal_kit.knowledge.task import matched_condition
+    from seal_kit.knowledge.strength_map import EDITS, MATCHED, NAMES
 
     assert {NAMES[matched_condition(c)] for c in EDITS} == set(MATCHED.values())
 
@@ -56,7 +56,7 @@ def test_the_map_names_every_step_matched_control_02_writes():
 def test_a_map_reads_its_runs_strongest_setting_first(tmp_path):
     import json
 
-    from seal_kit.strength_map import read_map
+    from seal_kit.knowledge.strength_map import read_map
 
     def run(name, lr, epochs, passage):  # what 02 leaves in a finished run folder
         folder = tmp_path / name

@@ -1,18 +1,19 @@
 """Batch runs: one notebook run, grids, failures recorded without stopping the sweep, skip on re-run, the CLI."""
 import json
-import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import nbformat
 import pandas as pd
 import pytest
 from filelock import FileLock
-from nbformat.v4 import new_code_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from seal_kit import cli
-from seal_kit.sweep import execute, find_notebook, grid_runs, list_runs, load_grid, resolve_paths, run_name, sweep
+from seal_kit import cli, results
+from seal_kit.headless import execute, find_notebook, resolve_paths
+from seal_kit.sweep import grid_runs, list_runs, load_grid, run_name, sweep
 
 
 @pytest.fixture
@@ -99,7 +100,9 @@ def test_cli_sweep_run_and_runs(notebook, tmp_path, capsys):
     assert "FAILED" in capsys.readouterr().out
     assert cli.main(["run", str(notebook), "-p", "X", "4", "--run-dir", str(tmp_path / "one")]) == 0
     assert json.loads((tmp_path / "one" / "metrics.json").read_text())["square"] == 16
-    assert "finished: " in (said := capsys.readouterr().out) and "metrics.json, square.ipynb" in said
+    said = capsys.readouterr().out
+    assert "finished in " in said and str(tmp_path / "one") in said
+    assert said.splitlines()[-1] == "  square 16"  # the headline: metrics.json's numbers, not a file list
     assert cli.main(["run", str(notebook), "-p", "X", "4", "--run-dir", str(tmp_path / "one")]) == 0
     assert "finished before (nothing run again)" in capsys.readouterr().out
     assert cli.main(["run", "99_nothing"]) == 2
@@ -176,16 +179,32 @@ def test_a_run_directory_that_cannot_be_one_fails_that_point_alone(notebook, tmp
     assert blocked.status == "failed" and "cannot be created" in blocked.error
 
 
-@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def _refuses_writes(folder) -> bool:
+    try:
+        (folder / ".probe").write_bytes(b"")
+    except OSError:
+        return True
+    (folder / ".probe").unlink()
+    return False
+
+
 def test_a_read_only_run_directory_is_a_named_failure(notebook, tmp_path):
+    """Root passes every permission check (os.access says yes), so a directory root cannot write into is
+    needed to see the probe write at work: /sys on Linux; as another user, a folder without write permission."""
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o500)
     try:
+        if not _refuses_writes(folder):  # root: the mode does not stop it
+            folder = Path("/sys")
+        if not folder.is_dir() or not _refuses_writes(folder):
+            pytest.skip("no directory here refuses this user's writes")
+        before = sorted(p.name for p in folder.iterdir())
         result = execute(notebook, folder, {"X": 1})
+        assert sorted(p.name for p in folder.iterdir()) == before
     finally:
-        folder.chmod(0o700)
-    assert result.status == "failed" and "is not writable" in result.error
+        (tmp_path / "ro").chmod(0o700)
+    assert result.status == "failed" and f"run directory {folder} is not writable" in result.error
 
 
 def test_a_run_another_process_is_working_in_is_refused_and_left_untouched(notebook, tmp_path, open_elsewhere):
@@ -294,3 +313,77 @@ def test_jobs_run_side_by_side_get_their_share_of_the_cores_or_a_gpu_each(tmp_pa
     table = sweep(placed, [{"X": 1}, {"X": 2}], tmp_path / "gpu", jobs=2, progress=False)
     assert sorted(table["metrics.device"]) == ["cuda:0", "cuda:1"] and table["metrics.threads"].isna().all()
     assert sweeping.placements(3, placed) == [{"DEVICE": "cuda:0"}, {"DEVICE": "cuda:1"}, {"DEVICE": "cuda:0"}]
+
+
+def test_a_run_ends_with_its_headline_numbers_in_one_line(notebook, tmp_path, capsys):
+    """A finished run shown again (nothing runs: its metrics.json is read) ends with one line of its main
+    numbers, their intervals beside them, whatever shape the notebook gave metrics.json."""
+    run_dir = tmp_path / "done"
+    run_dir.mkdir()
+    (run_dir / "execution.json").write_text(json.dumps({"seconds": 3.0, "parameters": {"X": 2}}))
+    (run_dir / "metrics.json").write_text(json.dumps({
+        "n_passages": 3, "prompt": "implications",
+        "accuracy": {"base": 0.0678, "passage": 0.8373},
+        "conditions": {"passage": {"accuracy": 0.83734, "ci_low": 0.5912, "ci_high": 0.9606, "answer_words": 33.7}},
+        "rounds": [{"round": 0, "mean_reward": 0.60209, "n_kept": 2}, {"round": 1, "mean_reward": None}],
+        "accuracy_by_question": {"base": 0.07}, "seconds_per_candidate": 27.18}))
+    assert cli.main(["run", str(notebook), "--run-dir", str(run_dir)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"finished before (nothing run again): {run_dir}")
+    assert lines[-1] == ("  conditions.passage.accuracy 83.7% [59.1, 96.1]; accuracy.base 6.8%; "
+                         "accuracy.passage 83.7%; rounds[round 0].mean_reward 60.2%; n_passages 3; "
+                         "seconds_per_candidate 27.2")
+
+
+def test_progress_is_the_notebooks_sections_and_the_kernels_tcp_warning_is_gone(tmp_path, capfd):
+    """One line per headed section as its first cell starts, not papermill's cell counter, and under it the
+    run's own work (candidates, rounds: `seal_kit.progress`); ipykernel's
+    "running over TCP without encryption" (on the terminal's stderr, the kernel's own) is filtered out,
+    the kernel's other stderr lines passed on."""
+    params = new_code_cell("RUN_DIR = None")
+    params.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[
+        new_markdown_cell("# 99 · A headed notebook\nintroduction"), params,
+        new_code_cell("import json, os, pathlib"),
+        new_markdown_cell("## 1. Work\nwhat it does"), new_code_cell("os.write(2, b'kernel stderr line\\n')"),
+        new_code_cell("from seal_kit import progress\nfor i in range(1, 4):\n    progress.note('candidates', i, 3)"),
+        new_markdown_cell("## 2. Save the run"),
+        new_code_cell("pathlib.Path(RUN_DIR, 'metrics.json').write_text(json.dumps({'accuracy': 0.5}))"),
+    ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, tmp_path / "headed.ipynb")
+    assert execute(tmp_path / "headed.ipynb", tmp_path / "r", progress=True).status == "finished"
+    err = capfd.readouterr().err
+    stamped = [line.split("] ", 1)[1] for line in err.splitlines() if line.startswith("  [")]
+    assert [line for line in stamped if not line.startswith(" ")] == ["99 · A headed notebook", "1. Work", "2. Save the run"]
+    # the run's own work (seal_kit.progress, as the kit's loops report it): the first step and the last, throttled
+    assert [line.strip() for line in stamped if line.startswith(" ")] == ["candidates 1/3", "candidates 3/3"]
+    assert "kernel stderr line" in err and "without encryption" not in err and "cell/s" not in err
+    assert not (tmp_path / "r" / ".progress").exists()
+
+
+def test_a_misspelled_parameter_leaves_no_run_folder_behind(notebook, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("SEAL_KIT_OUTPUTS", str(tmp_path / "outputs"))
+    assert cli.main(["run", str(notebook), "-p", "XX", "1"]) == 2
+    said = capsys.readouterr().err
+    assert said.startswith("refused: square has no parameter 'XX'; did you mean 'X'?")
+    assert not (tmp_path / "outputs").exists() or not list((tmp_path / "outputs").rglob("*square*"))
+
+
+def test_a_finished_run_asked_with_other_parameters_is_refused_naming_its_profile(notebook, tmp_path, monkeypatch,
+                                                                                    capsys):
+    monkeypatch.setenv("SEAL_KIT_OUTPUTS", str(tmp_path / "outputs"))
+    shipped = results.open_run("03-workshop", tmp_path / "shipped")  # a finished run of 03, made with `--profile workshop`
+    files = lambda folder: sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))  # noqa: E731
+    before = files(shipped)
+    assert cli.main(["run", "03", "--run-dir", str(shipped), "-p", "K", "3"]) == 2
+    out, err = capsys.readouterr()
+    assert err.startswith(f"refused: {shipped} holds a run finished with profile workshop;") and "K 2 -> 3" in err
+    assert "failed" not in out + err and "cell None" not in out + err
+    assert files(shipped) == before and not (tmp_path / "outputs").exists()  # nothing written, nothing made
+
+    # A run made by `seal-kit run --profile` records the profile; asked otherwise, the refusal names it.
+    assert execute(notebook, tmp_path / "mine", {"X": 2}, profile="my-profile").status == "finished"
+    assert json.loads((tmp_path / "mine" / "execution.json").read_text())["profile"] == "my-profile"
+    assert cli.main(["run", str(notebook), "--run-dir", str(tmp_path / "mine"), "-p", "X", "3"]) == 2
+    assert "holds a run finished with profile my-profile; these parameters differ (changed: X 2 -> 3)" in \
+        capsys.readouterr().err

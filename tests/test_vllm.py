@@ -10,10 +10,10 @@ import torch
 from seal_kit.arc.edit import DECODING_SCHEMA, OK, parse_self_edit
 from seal_kit.backends import generate_with
 from seal_kit.batched import BatchedLoRA
-from seal_kit.data import load_passages
+from seal_kit.knowledge.data import load_passages
 from seal_kit.generator import Generator, GeneratorConfig
 from seal_kit.inner_loop import InnerLoopConfig
-from seal_kit.knowledge import EvalConfig, KnowledgeTask
+from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.self_edit import SamplingConfig, sample_self_edits
 

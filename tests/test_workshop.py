@@ -14,7 +14,7 @@ import yaml
 
 from seal_kit import profiles, results, workshop
 from seal_kit.cli import main
-from seal_kit.runs import NOTEBOOKS, notebooks
+from seal_kit.paths import NOTEBOOKS, notebooks
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "seal_reference"
 

@@ -1,6 +1,6 @@
 """The inner-loop strength map: where do self-edits help? Reads a sweep of knowledge runs (notebook 02).
 
-    from seal_kit.strength_map import read_map, summarize
+    from seal_kit.knowledge.strength_map import read_map, summarize
     per_passage = read_map("outputs/sweeps/inner-loop-map")   # one row per (setting, seed, condition, passage)
     table = summarize(per_passage)                             # accuracy [95% CI] per setting and condition,
                                                                # and each condition's paired gain over passage-only
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .stats import mean_interval, paired_gain
+from .. import report
 
 SETTING = ["DATA", "INNER_LR", "EPOCHS", "INNER_TARGETS", "LR_SCHEDULE", "PAD_TO", "MAX_GRAD_NORM", "BATCH_SIZE"]
 EDITS = {"self_edit": "own self-edit", "seal-reference:gpt4_1": "GPT-4.1 self-edit",
@@ -78,33 +78,30 @@ def read_map(folder: str | Path) -> pd.DataFrame:
     return frame[frame.run == first].reset_index(drop=True)
 
 
-def _gain(wide: pd.DataFrame, condition: str, control: str, level: float) -> tuple[float, float, float]:
-    """`condition` - `control` paired over the passages that have both, with its interval."""
-    both = wide[[condition, control]].dropna()
-    gain = paired_gain(both[condition], both[control], level)
-    return gain["gain"], gain["ci_low"], gain["ci_high"]
-
-
 def summarize(per_passage: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
     """Per setting and condition: accuracy (seeds averaged per passage, then the mean over passages) with
     its bootstrap interval over passages, the paired gain over passage-only with its interval, the number
     of passages and seeds, words per answer and the share of answers reciting the passage. Where the runs had
     02's MATCHED_CONTROL, a self-edit also gets its paired gain over the passage trained for as many steps
-    (`gain_over_matched`, `matched_low`, `matched_high`)."""
+    (`gain_over_matched`, `matched_low`, `matched_high`). The numbers are `report.conditions` and
+    `report.paired_gains`, as notebook 02 computes them for one run."""
     out = []
     for setting, group in per_passage.groupby("setting", sort=False):
         wide = group.pivot_table(index="passage_id", columns="condition", values="accuracy", aggfunc="mean")
+        names = [c for c in ORDER if c in wide.columns] + [c for c in wide.columns if c not in ORDER]
+        table = report.conditions(wide[names], level=level)
+        edits = [c for c in names if c not in ("base", "passage") and "passage" in wide.columns]
+        over_passage = report.paired_gains(wide, [(c, "passage") for c in edits], level=level).set_index("self-edits")
+        matched = [c for c in names if MATCHED.get(c) in wide.columns]  # against the passage trained for as many steps
+        over_matched = report.paired_gains(wide, [(c, MATCHED[c]) for c in matched], level=level).set_index("self-edits")
         seeds = group.groupby("condition").seed.nunique()
-        for condition in [c for c in ORDER if c in wide.columns] + [c for c in wide.columns if c not in ORDER]:
-            values = wide[condition].dropna()
-            accuracy, low, high = mean_interval(values.to_numpy(), level)
-            row = {"setting": setting, "condition": condition, "accuracy": accuracy, "ci_low": low,
-                   "ci_high": high, "n_passages": len(values), "n_seeds": int(seeds[condition])}
-            if condition not in ("base", "passage") and "passage" in wide.columns:
-                row["gain_over_passage"], row["gain_low"], row["gain_high"] = _gain(wide, condition, "passage", level)
-            matched = MATCHED.get(condition)
-            if matched in wide.columns:  # against the passage trained for as many steps as this self-edit
-                row["gain_over_matched"], row["matched_low"], row["matched_high"] = _gain(wide, condition, matched, level)
+        for condition in names:
+            row = {"setting": setting, "condition": condition, **table.loc[condition, ["accuracy", "ci_low", "ci_high"]],
+                   "n_passages": int(table.at[condition, "n_passages"]), "n_seeds": int(seeds[condition])}
+            if condition in over_passage.index:
+                row["gain_over_passage"], row["gain_low"], row["gain_high"] = over_passage.loc[condition, ["gain", "ci_low", "ci_high"]]
+            if condition in over_matched.index:
+                row["gain_over_matched"], row["matched_low"], row["matched_high"] = over_matched.loc[condition, ["gain", "ci_low", "ci_high"]]
             style = group[group.condition == condition]
             row["answer_words"] = style.answer_words.astype(float).mean()
             row["recites_passage"] = style.recites_passage.astype(float).mean()

@@ -1,6 +1,6 @@
 """Catastrophic forgetting: self-edits applied one after another, every earlier passage re-asked after each.
 
-    from seal_kit.forgetting import ForgettingConfig, across_sequences, draw_sequences, matrix_table, sequential_edits
+    from seal_kit.knowledge.forgetting import ForgettingConfig, across_sequences, draw_sequences, matrix_table, sequential_edits
     result = sequential_edits(task, passages, edits, ForgettingConfig(update="merge"))
     result.matrix        # row 0: the base model on every passage; row i+1: after edit i (None for j > i)
     result.retention     # the first passage's accuracy after each edit
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .adapters import base_weights_restored
+from ..adapters import base_weights_restored
+from ..self_edit import SamplingConfig, generate_self_edits, training_documents
 from .passages import Passage
-from .knowledge import KnowledgeTask
-from .self_edit import SamplingConfig, generate_self_edits, training_documents
+from .task import KnowledgeTask
 
 UPDATES = ("merge", "stack", "route")
 EDITS_FROM = ("base", "current")

@@ -1,7 +1,7 @@
 """The paper's evidence: GPT-4.1's verdicts on every self-edit prompt's runs, before RL and after, as tables.
 
-    from seal_kit import evidence
-    from seal_kit.reference import load_reference_passages
+    from seal_kit.knowledge import evidence
+    from seal_kit.knowledge.reference import load_reference_passages
     passages = load_reference_passages("seal-eval")[:20]
     ids = [p.id for p in passages]
     judged = evidence.load_judged(ids)                   # every (prompt, round) run's judged answers on these passages
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..stats import bootstrap_interval, paired_gain
 from .agreement import agreement, judge_consistency
 from .graders import Grader, get_grader, shipped_fitted
 from .reference import PROMPT_SETS, PROMPTS, ROUNDS, load_graded, load_reference_self_edits
-from .stats import bootstrap_interval, paired_gain
 
 RUN_KEY = ["prompt", "round", "condition"]
 

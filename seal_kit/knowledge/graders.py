@@ -1,6 +1,6 @@
 """Graders: score closed-book answers against gold answers, as plain callables.
 
-    from seal_kit.graders import get_grader
+    from seal_kit.knowledge.graders import get_grader
     grade = get_grader("contains")               # or "exact_match", "f1", "judge:gpt-4.1", a LocalJudge, any callable
     grade(predictions=["It is Paris."], answers=["Paris"], questions=["Capital of France?"])  # -> [1.0]
 
@@ -102,14 +102,14 @@ class LocalJudge(_YesNoJudge):
     replies are generated with, hf or vllm (GPU), as in `backends.generate_with`."""
 
     def __init__(self, model, tokenizer, batch_size: int = 16, backend: str = "hf"):
-        from .backends import check_backend
+        from ..backends import check_backend
 
         check_backend(backend, "LocalJudge")
         self.model, self.tokenizer, self.batch_size, self.backend = model, tokenizer, batch_size, backend
 
     def replies(self, prompts: list[str]) -> list[str]:
-        from .backends import generate_with
-        from .prompts import render
+        from ..backends import generate_with
+        from ..prompts import render
 
         outs = generate_with(self.backend, self.model, self.tokenizer, [render(self.tokenizer, p) for p in prompts],
                              max_new_tokens=3, batch_size=self.batch_size, desc="judging", progress=False)
@@ -186,7 +186,7 @@ class OpenAIJudge(_YesNoJudge):
 # answers that run on into invented questions; GPT-4.1 (the paper's judge) did neither. The fitted
 # grader turns a few lexical signals into the probability that GPT-4.1 says "yes", with logistic weights
 # fitted on its published verdicts for the 12 single-passage runs (Table 2's four and the other self-edit
-# prompts' eight: 23,376 answers, 22,396 of them non-empty; `seal_kit.agreement.fit`, checked by leaving
+# prompts' eight: 23,376 answers, 22,396 of them non-empty; `seal_kit.knowledge.agreement.fit`, checked by leaving
 # one run out at a time; the CPT runs are never fitted). Besides exact word and number matches, it reads
 # the gold's words in other forms (shared stems, near spellings, hyphenated compounds, ordinals in figures),
 # numbers the answer states that the gold does not, answers that hedge, and right answers that run on.
@@ -319,7 +319,7 @@ def _features(question: str, answer: str, prediction: str) -> tuple[float, ...]:
 
 class FittedGrader:
     """Probability that the paper's judge (GPT-4.1) accepts each answer, from lexical features and
-    logistic weights (`seal_kit/data/fitted_grader.json`, written by `seal_kit.agreement.fit`).
+    logistic weights (`seal_kit/data/fitted_grader.json`, written by `seal_kit.knowledge.agreement.fit`).
     An empty answer is always wrong. No model, no network: thousands of answers a second."""
 
     def __init__(self, weights: dict | None = None):
@@ -328,7 +328,7 @@ class FittedGrader:
             weights = json.loads(text)
         if tuple(weights["features"]) != FEATURES:
             raise ValueError(f"fitted grader weights are for features {weights['features']}, this code computes "
-                             f"{list(FEATURES)}: refit with `python -m seal_kit.agreement fit`")
+                             f"{list(FEATURES)}: refit with `python -m seal_kit.knowledge.agreement fit`")
         self.weights = weights
 
     def __call__(self, predictions, answers, questions=None) -> list[float]:
@@ -369,7 +369,7 @@ def get_grader(grader: str | Grader) -> Grader:
     if isinstance(grader, str) and grader.startswith("judge:") and grader[len("judge:"):]:
         return OpenAIJudge(model=grader[len("judge:"):])
     if isinstance(grader, str) and grader.startswith("local:") and grader[len("local:"):]:
-        from .models import load_model  # a judge model of its own, beside the one being adapted
+        from ..models import load_model  # a judge model of its own, beside the one being adapted
 
         return LocalJudge(*load_model(grader[len("local:"):]))
     raise ValueError(f"Unknown grader {grader!r}: use one of {sorted(GRADERS)}, 'judge:<model>' (e.g. "

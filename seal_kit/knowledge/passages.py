@@ -1,11 +1,11 @@
 """Passages: the contexts of knowledge incorporation, each with its closed-book questions, validated.
 
-    from seal_kit.passages import QA, Passage, parse_passages
+    from seal_kit.knowledge.passages import QA, Passage, parse_passages
     passages = parse_passages([{"title": "T", "context": "...", "questions": [{"question": "?", "answer": "A"}]}],
                               source="my_file.json")      # errors name the source, item and field
 
-The kit's own types: `seal_kit.data` loads them from files, the built-in set or a hub dataset, and
-`seal_kit.reference` from the SEAL authors' published files.
+The kit's own types: `seal_kit.knowledge.data` loads them from files, the built-in set or a hub dataset, and
+`seal_kit.knowledge.reference` from the SEAL authors' published files.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Continued pretraining (CPT): many passages' self-edits pooled into one training run, then every question.
 
-    from seal_kit.cpt import (CPTConfig, continued_pretraining, passage_documents, pooled_documents, read_edits,
+    from seal_kit.knowledge.cpt import (CPTConfig, continued_pretraining, passage_documents, pooled_documents, read_edits,
                               trained_generator)
     edits = {p.id: [edit, ...] for p in passages}                              # all K self-edits of each passage
     docs = pooled_documents(passages, edits)                                   # each edit's lines + its passage
@@ -29,12 +29,12 @@ from pathlib import Path
 
 import torch
 
-from .adapters import base_weights_restored
+from ..adapters import base_weights_restored
+from ..generator import GENERATOR, Generator, saved_generator
+from ..inner_loop import ADAPTER, train_lora
+from ..self_edit import DocumentConfig, passage_document, training_documents
 from .passages import Passage
-from .generator import GENERATOR, Generator, saved_generator
-from .inner_loop import ADAPTER, train_lora
-from .knowledge import KnowledgeTask
-from .self_edit import DocumentConfig, passage_document, training_documents
+from .task import KnowledgeTask
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Edit statistics: what a table of self-edits looks like, edit by edit and as a whole (no model needed).
 
-    from seal_kit import edit_stats
-    from seal_kit.reference import load_reference_passages, load_reference_self_edits
+    from seal_kit.knowledge import edit_stats
+    from seal_kit.knowledge.reference import load_reference_passages, load_reference_self_edits
     passages = load_reference_passages("seal-eval")
     edits = load_reference_self_edits("iter2")            # any table with self_edit and passage_id (or context)
     stats = edit_stats.per_edit(edits, passages)          # words, documents, grounding, invented names/numbers
@@ -148,7 +148,7 @@ def per_edit(table: pd.DataFrame, passages: Iterable[Passage] | Mapping[str, Pas
     """One row per self-edit of `table` (same index), its identifying columns kept, with the STATS columns
     and `invented_list`. `passages`: Passage objects (or an id -> Passage mapping) for the table's
     passage_id column; without them, the table's own `context` (and `title`) columns."""
-    from .self_edit import DocumentConfig, training_documents  # the kit's splitting rules (imports torch)
+    from ..self_edit import DocumentConfig, training_documents  # the kit's splitting rules (imports torch)
 
     if "self_edit" not in table.columns:
         raise ValueError(f"edit statistics need a self_edit column; the table has {list(table.columns)}")

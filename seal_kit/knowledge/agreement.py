@@ -1,12 +1,12 @@
 """Agreement: how closely a grader reads answers as the paper's judge (GPT-4.1) did, and the fitted grader.
 
-    from seal_kit.agreement import agreement, agreement_table
-    from seal_kit.reference import load_graded
+    from seal_kit.knowledge.agreement import agreement, agreement_table
+    from seal_kit.knowledge.reference import load_graded
     agreement("contains", load_graded("iter2"))   # {"grader", "n", "agreement", "kappa", "false_accept", ...}
     agreement_table()                             # every grader on every published condition (fitted: held out)
 
-    python -m seal_kit.agreement fit              # refit seal_kit/data/fitted_grader.json on the verdicts
-    python -m seal_kit.agreement table            # the table in docs/comparing-with-the-paper.md, as CSV-like text
+    python -m seal_kit.knowledge.agreement fit              # refit seal_kit/data/fitted_grader.json on the verdicts
+    python -m seal_kit.knowledge.agreement table            # the table in docs/comparing-with-the-paper.md, as CSV-like text
     seal-kit grade-agreement iter2 --grader fitted   # one JSON line for any grader and graded file
 
 A grader's score >= 0.5 counts as its verdict "correct". Accuracies are means over passages of each
@@ -35,7 +35,7 @@ CONDITIONS = ("base", "naive", "gpt4_1", "iter2", "implications-long-base", "imp
               "implications-very-long-base", "implications-very-long-iter2", "rewrite-base", "rewrite-iter2",
               "self-qa-base", "self-qa-iter2")
 HELD_OUT = ("cpt_base", "cpt_naive", "cpt_gpt4_1", "cpt_iter2")  # never used for fitting
-WEIGHTS = Path(__file__).resolve().parent / "data" / "fitted_grader.json"
+WEIGHTS = Path(__file__).resolve().parent.parent / "data" / "fitted_grader.json"
 
 
 def _accuracy(frame: pd.DataFrame, column: str) -> float:
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(agreement_table().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print("GPT-4.1 on answers it judged more than once:", judge_consistency([load_graded(c) for c in CONDITIONS]))
         return 0
-    print("usage: python -m seal_kit.agreement fit | table", file=sys.stderr)
+    print("usage: python -m seal_kit.knowledge.agreement fit | table", file=sys.stderr)
     return 2
 
 

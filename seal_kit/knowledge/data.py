@@ -1,6 +1,6 @@
 """Data: passages with their questions, SQuAD style, from wherever they are.
 
-    from seal_kit.data import load_passages
+    from seal_kit.knowledge.data import load_passages
     passages = load_passages("builtin")                          # 36 invented passages shipped here
     passages = load_passages("seal-eval")                        # the SEAL paper's 200 evaluation passages
     passages = load_passages("squad", limit=50)                  # SQuAD v1.1 validation, grouped by passage
@@ -15,7 +15,7 @@ one row per question with `context`, `question` and `answer` columns (`answers` 
 after a source (or `columns=`) names the columns a dataset uses instead.
 
 A source is: "builtin"; "seal-eval" / "seal-train", the passages the SEAL authors evaluated and trained on,
-with ids (seal-eval-000, ...) that match their published self-edits and verdicts (`seal_kit.reference`);
+with ids (seal-eval-000, ...) that match their published self-edits and verdicts (`seal_kit.knowledge.reference`);
 "squad" (a `shared/data/squad/squad_val.json` beside the project when there is one, else the hub's
 rajpurkar/squad); a file (.json, .jsonl, .csv, .parquet); a folder a Hugging Face dataset was saved to or
 holds its data files; or a hub dataset id, `:split` after it (default: validation, else train).

@@ -1,6 +1,6 @@
 """Knowledge incorporation (SEAL setting A): self-edit -> documents -> adapter -> answers -> reward.
 
-    from seal_kit.knowledge import KnowledgeTask
+    from seal_kit.knowledge.task import KnowledgeTask
     task = KnowledgeTask(model, tokenizer)                  # wraps the model with one LoRA slot
     task.baseline(passage)["reward"]                        # base model, closed book; cached per passage
     cand = task.score(passage, self_edit, seed=0)           # {"reward", "gain", "status", "losses", ...}
@@ -22,13 +22,13 @@ from pathlib import Path
 
 import torch
 
-from .backends import check_backend, generate_with
-from .passages import Passage
+from ..backends import check_backend, generate_with
+from ..inner_loop import InnerLoop, InnerLoopConfig
+from ..prompts import check_layout, question_prompt, self_edit_prompt
+from ..reward import InnerJob, SelfEditTask
+from ..self_edit import DocumentConfig, Documents, passage_document, training_documents
 from .graders import Grader, get_grader
-from .inner_loop import InnerLoop, InnerLoopConfig
-from .prompts import check_layout, question_prompt, self_edit_prompt
-from .reward import InnerJob, SelfEditTask
-from .self_edit import DocumentConfig, Documents, passage_document, training_documents
+from .passages import Passage
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,10 @@ def score_jobs(executor, task: "KnowledgeTask", by_id: dict, todo: list[dict], s
 @dataclass
 class EvalConfig:
     grader: str = field(default="fitted", metadata={
-        "help": "fitted (agrees best with the paper's GPT-4.1 judge offline), contains, exact_match, f1, "
-                "judge:<model> (an OpenAI-compatible judge), or a callable"})
-    max_new_tokens: int = field(default=64, metadata={"help": "longest answer (paper: 64)"})
+        "help": "how answers are graded: fitted (agrees best with the paper's GPT-4.1 judge, offline), contains, "
+                "exact_match, f1, judge:<model> (an OpenAI-compatible endpoint, OPENAI_BASE_URL), local:<model> (a "
+                "local yes/no judge, e.g. local:embedded), or a callable"})
+    max_new_tokens: int = field(default=64, metadata={"help": "longest answer, in tokens (paper: 64)"})
     batch_size: int = field(default=16, metadata={"help": "questions answered together"})
     backend: str = field(default="hf", metadata={
         "help": "what every answer is generated with: hf, or vllm (GPU, the [vllm] extra; a batched inner "
@@ -219,7 +220,7 @@ def load_task(model: str = "embedded", device: str | None = None, seed: int = 0,
     """Load `model` (a spec for `models.load_model`, with its `model_options`) and build a KnowledgeTask on
     it: a picklable recipe for executors whose workers build their own task, `partial(load_task, "embedded",
     inner=...)`."""
-    from .models import load_model
+    from ..models import load_model
 
     loaded, tokenizer = load_model(model, device=device, seed=seed, options=model_options, dtype=dtype)
     return KnowledgeTask(loaded, tokenizer, **options)
