@@ -126,7 +126,7 @@ def run(args, parser) -> int:
     """One run. Everything that would refuse it (a parameter the notebook lacks, a finished run in --run-dir
     made with other parameters) is asked before a run directory is made: a refusal prints `refused: why`
     and exits 2, leaving nothing behind. A run ends with its directory and, on the last line, its headline
-    numbers (runs.headline)."""
+    numbers (report.headline)."""
     given = {**_parameters_file(args.parameters_file), **{k: _value(v) for k, v in args.parameter}}
     parameters = _with_profile(given, args.profile, args.notebook)
     try:
