@@ -242,12 +242,8 @@ def report_(args, parser) -> int:
     if args.markdown:
         print(report.markdown(args.run_dir, args.table or None))
         return 0
-    found = report.tables(args.run_dir)
-    unknown = [n for n in args.table or [] if n not in found]
-    if unknown:
-        raise ValueError(f"{args.run_dir}: no table {unknown[0]!r} in its results; it has {', '.join(found)}")
-    for name in args.table or found:
-        print(f"{name}\n{found[name].to_string()}\n")
+    for name, table in report.chosen(args.run_dir, args.table).items():
+        print(f"{name}\n{table.to_string()}\n")
     return 0
 
 

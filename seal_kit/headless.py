@@ -115,16 +115,11 @@ def refusal(notebook: str | Path, run_dir: str | Path, parameters: dict) -> str 
     its execution.json) with other ones. A parameter left out means its default, whether it was given before
     or not. None where the run directory is new, unfinished, or finished with these parameters."""
     run_dir = Path(run_dir)
-    if not (run_dir / METRICS).exists():
-        return None
-    try:
-        before = json.loads((run_dir / TIMING).read_text()).get("parameters")
-    except (OSError, ValueError, AttributeError):
-        return None  # finished in JupyterLab: nothing records what it was run with
-    if not isinstance(before, dict):
+    before = recorded_parameters(run_dir)
+    if before is None:  # new, unfinished, or finished in JupyterLab: nothing records what it was run with
         return None
     defaults = _plain(notebook_defaults(str(find_notebook(notebook))))
-    before = {**defaults, **_plain({k: v for k, v in before.items() if k != "RUN_DIR"})}
+    before = {**defaults, **_plain(before)}
     plain = {**defaults, **_plain({k: v for k, v in parameters.items() if k != "RUN_DIR"})}
     changed = sorted(k for k in set(before) | set(plain) if before.get(k) != plain.get(k))
     if not changed:

@@ -134,10 +134,10 @@ def _cell(column: str, row: pd.Series) -> str:
     if not share:
         return str(value) if isinstance(value, (int, np.integer)) else f"{float(value):.4g}"
     points = "gain" in str(column) or "gain" in str(row.name)  # a difference: points, signed
-    text = f"{100 * float(value):{'+' if points else ''}.1f}"
+    text = _short(float(value), True, points)
     if (pair := _bounds(column, row.index)) and not row[list(pair)].isna().any():
-        low, high = (100 * float(row[c]) for c in pair)
-        text += f" [{low:{'+' if points else ''}.1f}, {high:{'+' if points else ''}.1f}]"
+        low, high = (_short(float(row[c]), True, points) for c in pair)
+        text += f" [{low}, {high}]"
     return text
 
 
@@ -157,11 +157,16 @@ def _markdown_table(table: pd.DataFrame) -> str:
 def markdown(run_dir: str | Path, names: Sequence[str] | None = None) -> str:
     """A finished run's tables (`tables`), or only those named, as markdown: shares in percent with their 95%
     intervals in brackets, gains in points."""
+    return "\n\n".join(f"**{name}**\n\n{_markdown_table(table)}" for name, table in chosen(run_dir, names).items())
+
+
+def chosen(run_dir: str | Path, names: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
+    """`tables(run_dir)`, only those named (in that order) if `names`; a name the run lacks is refused, listing them."""
     found = tables(run_dir)
     unknown = [n for n in names or [] if n not in found]
     if unknown:
         raise ValueError(f"{run_dir}: no table {unknown[0]!r} in its results; it has {', '.join(found)}")
-    return "\n\n".join(f"**{name}**\n\n{_markdown_table(found[name])}" for name in (names or found))
+    return {name: found[name] for name in names or found}
 
 
 HEADLINE_TERMS = ("accuracy", "reward", "gain", "success", "retention", "baseline")

@@ -150,7 +150,7 @@ def recorded_parameters(run_dir: str | Path | None) -> dict | None:
         record = json.loads((path / TIMING).read_text())
     except (OSError, ValueError):
         return None
-    if not (path / METRICS).exists() or not isinstance(record.get("parameters"), dict):
+    if not (path / METRICS).exists() or not isinstance(record, dict) or not isinstance(record.get("parameters"), dict):
         return None
     return {k: v for k, v in record["parameters"].items() if k != "RUN_DIR"}
 
