@@ -20,7 +20,8 @@ from seal_kit.batched import BatchedLoRA
 from seal_kit.knowledge.data import load_passages
 from seal_kit.inner_loop import InnerLoopConfig
 from seal_kit.knowledge.task import KnowledgeTask
-from seal_kit.self_edit import SamplingConfig, generate_self_edits
+from seal_kit.self_edit import SamplingConfig
+from seal_kit.strategies import generate_self_edits
 
 
 def main():

@@ -25,7 +25,8 @@ from seal_kit.knowledge.task import KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.precision import native_bf16
 from seal_kit.knowledge.reference import load_reference_self_edits
-from seal_kit.self_edit import SamplingConfig, generate_self_edits
+from seal_kit.self_edit import SamplingConfig
+from seal_kit.strategies import generate_self_edits
 from seal_kit.stats import mean_interval, paired_gain
 
 

@@ -24,7 +24,8 @@ from seal_kit.inner_loop import InnerLoop, InnerLoopConfig
 from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model
 from seal_kit.precision import matmul_gflops
-from seal_kit.self_edit import SamplingConfig, generate_self_edits
+from seal_kit.self_edit import SamplingConfig
+from seal_kit.strategies import generate_self_edits
 
 
 class PaddedInnerLoop(InnerLoop):

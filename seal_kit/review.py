@@ -284,10 +284,25 @@ def _questions(questions) -> str:
     return f"<div>questions ({len(questions)}), asked without the passage:</div><table><tr>{head}</tr>{body}</table>"
 
 
+def _stages(row: pd.Series) -> str:
+    """A strategy's stages (`seal_kit.strategies`): each generation's stage, pass and item, and what it wrote."""
+    stages = row["stages"] if "stages" in row.index else None
+    if stages is None or isinstance(stages, float) or len(stages) == 0:
+        return ""
+    why = f" · empty: {escape(str(row['reason']))}" if "reason" in row.index and row["reason"] else ""
+    items = []
+    for s in stages:
+        where = (f" (pass {int(s['pass']) + 1})" if s.get("pass") else "") + (
+            f" · {escape(str(s['item']))}" if s.get("item") else "")
+        items.append(f"<li><b>{escape(str(s['stage']))}</b>{where}<pre style='white-space:pre-wrap'>"
+                     f"{escape(str(s['output']))}</pre></li>")
+    return f"<div>written in {len(stages)} generations{why}:</div><ol>{''.join(items)}</ol>"
+
+
 def _card(row: pd.Series, read_only: bool = False) -> str:
     pre = "<pre style='white-space:pre-wrap'>"
     has = set(row.index)
-    questions = _questions(row["questions"]) if "questions" in has else ""
+    questions = _stages(row) + (_questions(row["questions"]) if "questions" in has else "")
     if read_only:
         which = " · ".join([*(escape(str(row[k])) for k in ("prompt", "round") if k in has),
                             f"passage {escape(str(row['context_id']))}",

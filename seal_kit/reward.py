@@ -38,6 +38,7 @@ class SelfEditTask:
     """A SEAL setting: contexts with an `id`, a prompt, a self-edit -> training job, and a score."""
 
     self_edit_schema: dict | None = None  # a JSON schema a self-edit must match (ARC), for constrained decoding
+    strategy = None  # a `strategies.Strategy` of several stages writes the self-edits (None: self_edit_prompt, once)
 
     def __init__(self, inner: InnerLoop):
         self.inner = inner
@@ -48,6 +49,10 @@ class SelfEditTask:
 
     def inner_job(self, context, self_edit: str) -> InnerJob:
         raise NotImplementedError
+
+    def render(self, text: str) -> str:
+        """A strategy stage's filled template as the generator is given it (KnowledgeTask: a chat turn)."""
+        return text
 
     def evaluate(self, context) -> dict:
         """Score the model as it stands on the task tied to `context`: a dict with at least "reward"."""

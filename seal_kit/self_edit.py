@@ -1,7 +1,7 @@
 """Self-edits: the model writes its own fine-tuning data, which becomes training documents.
 
-    from seal_kit.self_edit import SamplingConfig, generate_self_edits, training_documents
-    edits = generate_self_edits(model, tokenizer, passages, "implications", SamplingConfig(k=5))
+    from seal_kit.self_edit import SamplingConfig, sample_self_edits, training_documents
+    edits = sample_self_edits(model, tokenizer, [{"prompt": text}], SamplingConfig())   # strategies.generate_self_edits: K per passage
     docs = training_documents(edits.self_edit[0], passages[0])   # -> Documents(texts=[...], from_edit=n)
 
 Splitting follows SEAL: on `---` separators, then on lines (one statement per document) and on
@@ -21,7 +21,7 @@ import pandas as pd
 
 from .backends import check_backend, generate_with
 from .generation import Generation
-from .prompts import Context, self_edit_prompt
+from .prompts import Context
 
 
 @dataclass
@@ -78,18 +78,6 @@ def sample_self_edits(model, tokenizer, rows: list[dict], config: SamplingConfig
     if accept:
         drawn = [{**d, "attempts": n, "accepted": accept(d["self_edit"])} for d, n in zip(drawn, attempts)]
     return pd.DataFrame(drawn)
-
-
-def generate_self_edits(model, tokenizer, passages: list[Context], prompt: str = "implications",
-                        config: SamplingConfig | None = None, chat: bool | None = None,
-                        progress: bool = True, layout: str = "kit") -> pd.DataFrame:
-    """K sampled self-edits per passage: one row each (passage_id, sample, prompt, self_edit, tokens, seconds)."""
-    config = config or SamplingConfig()
-    if config.k < 1:
-        raise ValueError(f"SamplingConfig.k must be >= 1, got {config.k}")
-    rows = [{"passage_id": p.id, "title": p.title, "sample": s, "prompt": self_edit_prompt(tokenizer, p, prompt, chat, layout)}
-            for p in passages for s in range(config.k)]
-    return sample_self_edits(model, tokenizer, rows, config, progress)
 
 
 @dataclass

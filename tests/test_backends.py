@@ -12,7 +12,8 @@ from seal_kit.knowledge.graders import LocalJudge
 from seal_kit.inner_loop import InnerLoopConfig
 from seal_kit.knowledge.task import EvalConfig, KnowledgeTask
 from seal_kit.models import load_model, prepare_embedded
-from seal_kit.self_edit import SamplingConfig, generate_self_edits
+from seal_kit.self_edit import SamplingConfig
+from seal_kit.strategies import generate_self_edits
 
 PROMPTS = ["The capital of France is", "Rivers flow into the"]
 

@@ -54,11 +54,11 @@ def test_seal_train_holds_both_rounds_disjoint_from_eval(shared_copy):
 
 @needs_reference
 def test_self_edits_have_generate_self_edits_shape_and_passage_ids(shared_copy, monkeypatch):
-    from seal_kit import self_edit
+    from seal_kit import self_edit, strategies
     from seal_kit.generation import Generation
 
     monkeypatch.setattr(self_edit, "generate_with", lambda *a, **kw: [Generation("x", 1, 0.1)] * len(a[3]))
-    ours = self_edit.generate_self_edits(None, None, load_passages("builtin", limit=1), chat=False,
+    ours = strategies.generate_self_edits(None, None, load_passages("builtin", limit=1), chat=False,
                                          config=self_edit.SamplingConfig(k=2), progress=False)
     eval_ids = [p.id for p in load_passages("seal-eval")]
     for which in ("base", "gpt4_1", "iter2", "seal-reference:gpt4_1"):

@@ -350,3 +350,19 @@ def test_read_only_filters_by_prompt_and_round_and_sorts_by_gain(cards):
 def test_read_only_pages_list_prompt_round_and_gain(cards):
     review = Review(cards, read_only=True, page_size=4)
     assert "▶ rewrite iter2 c0 #0 · gain +0.75" in review.info.value and review.info.value.count("<li>") == 4
+
+
+def test_a_strategys_stages_are_shown_under_its_edit(candidates, tmp_path):
+    stages = [{"stage": "entities", "pass": 0, "item": None, "prompt": "p", "output": "Pellin Harbour\nSorrel <Sea>"},
+              {"stage": "relations", "pass": 1, "item": "Pellin Harbour and Sorrel Sea", "prompt": "q",
+               "output": "The harbour lies on the sea."}]
+    staged = candidates.assign(stages=[stages] + [[]] * (len(candidates) - 1), reason="")
+    for review in (Review(staged, tmp_path), Review(staged, read_only=True)):
+        pages = []
+        for _ in range(len(review.view)):
+            pages.append(review.info.value)
+            review._step(1)
+        html = next(page for page in pages if "written in 2 generations" in page)
+        assert "<b>entities</b>" in html and "Sorrel &lt;Sea&gt;" in html
+        assert "<b>relations</b> (pass 2) · Pellin Harbour and Sorrel Sea" in html
+        assert sum("generations" in page for page in pages) == 1  # a one-prompt edit shows no stages

@@ -1,4 +1,5 @@
-from seal_kit.self_edit import DocumentConfig, SamplingConfig, generate_self_edits, split_self_edit, training_documents
+from seal_kit.self_edit import DocumentConfig, SamplingConfig, split_self_edit, training_documents
+from seal_kit.strategies import generate_self_edits
 
 
 def test_lines_become_documents_with_title_and_passage(passage):

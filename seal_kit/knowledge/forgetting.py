@@ -29,7 +29,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from ..adapters import base_weights_restored
-from ..self_edit import SamplingConfig, generate_self_edits, training_documents
+from ..self_edit import SamplingConfig, training_documents
+from ..strategies import generate_self_edits
 from .passages import Passage
 from .task import KnowledgeTask
 
@@ -171,7 +172,7 @@ def _write_edit(task: KnowledgeTask, passage: Passage, sampling: SamplingConfig,
     """One self-edit for `passage`, sampled from the model as it stands (adapter on), or from the base."""
     with task.inner.base_model() if from_base else contextlib.nullcontext(task.inner.model) as model:
         table = generate_self_edits(model, task.tokenizer, [passage], task.prompt, sampling, chat=task.chat,
-                                    progress=False, layout=task.layout)
+                                    progress=False, layout=task.layout, budget=task.budget)
     return str(table.self_edit[0])
 
 

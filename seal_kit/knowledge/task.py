@@ -24,9 +24,10 @@ import torch
 
 from ..backends import check_backend, generate_with
 from ..inner_loop import InnerLoop, InnerLoopConfig
-from ..prompts import check_layout, question_prompt, self_edit_prompt
+from ..prompts import check_layout, question_prompt, render
 from ..reward import InnerJob, SelfEditTask
 from ..self_edit import DocumentConfig, Documents, passage_document, training_documents
+from ..strategies import Strategy, strategy_for
 from .graders import Grader, get_grader
 from .passages import Passage
 
@@ -110,8 +111,8 @@ class QAResult:
 class KnowledgeTask(SelfEditTask):
     def __init__(self, model, tokenizer, inner: InnerLoopConfig | InnerLoop | None = None,
                  evaluation: EvalConfig | None = None, documents: DocumentConfig | None = None,
-                 grader: Grader | None = None, prompt: str = "implications", chat: bool | None = None,
-                 layout: str = "kit"):
+                 grader: Grader | None = None, prompt: "str | Strategy" = "implications", chat: bool | None = None,
+                 layout: str = "kit", budget=None):
         # An InnerLoop built on `model` may be passed instead of its config (a variant, as in bench/).
         super().__init__(inner if isinstance(inner, InnerLoop) else InnerLoop(model, tokenizer, inner))
         self.tokenizer = tokenizer
@@ -119,6 +120,10 @@ class KnowledgeTask(SelfEditTask):
         self.documents = documents or DocumentConfig()
         self.grader = get_grader(grader or self.evaluation.grader)
         self.prompt, self.chat, self.layout = prompt, chat, check_layout(layout)
+        self.budget = budget  # training text per self-edit (strategies.Budget, tokens, or "N documents")
+        written = strategy_for(prompt, self.layout, budget)  # SEAL's prompts are one-stage strategies
+        self.strategy = None if written.plain else written
+        self._first = written.stages[0].templates[0]
 
     def answer(self, passages: list[Passage], lora=None, adapters: list[int] | None = None) -> list[QAResult]:
         """Closed-book answers of the model as it stands (adapter on) to every question of `passages`;
@@ -174,7 +179,11 @@ class KnowledgeTask(SelfEditTask):
 
     # The three steps the outer loop needs (see reward.SelfEditTask).
     def self_edit_prompt(self, passage: Passage) -> str:
-        return self_edit_prompt(self.tokenizer, passage, self.prompt, self.chat, self.layout)
+        """The prompt of a one-stage strategy (a strategy of stages: its first stage's first prompt)."""
+        return self.render(Strategy._fill(self._first, passage, {}, None))
+
+    def render(self, text: str) -> str:
+        return render(self.tokenizer, text, self.chat)
 
     def inner_job(self, passage: Passage, self_edit: str | PassageOnly) -> InnerJob:
         """An empty or degenerate edit gets status 'empty_edit' and trains on the passage alone; a
