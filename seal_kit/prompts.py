@@ -74,6 +74,43 @@ REFERENCE_PROMPTS = {
                + _REFERENCE_BLOCK + "Question 1: ",
 }
 
+# The stages of `seal_kit.strategies`' pipelines, in our words (the papers give the ideas, not the text).
+_PASSAGE = "\n\nTitle: {title}\nPassage: {context}\n\n"
+SPA_PROMPTS = {  # seven ways people learn a text (SPA, arXiv 2603.22213, lists the seven)
+    "key concepts": "List the key concepts of the passage below and explain each in a sentence or two, naming the "
+                    "subject every time." + _PASSAGE + "Key concepts:\n",
+    "mind map": "Write a mind map of the passage below as an indented outline: the topic first, its main ideas "
+                "under it, the details under each idea, every line a complete statement." + _PASSAGE + "Mind map:\n",
+    "implications": "What follows from the passage below? Write the implications and consequences of its facts, "
+                    "one full sentence each." + _PASSAGE + "Implications:\n",
+    "critical questions": "Write questions that make a reader think critically about the passage below, each followed "
+                          "by a careful answer from the passage. Use 'Question 1: ...' and 'Answer: ...'."
+                          + _PASSAGE + "Questions and answers:\n",
+    "case study": "Write a short case study that puts the facts of the passage below to use in a concrete situation, "
+                  "keeping every name, number and date exact." + _PASSAGE + "Case study:\n",
+    "discussion": "Write a discussion between two students going over the passage below, stating and checking its "
+                  "facts with each other." + _PASSAGE + "Discussion:\n",
+    "teacher": "Explain the passage below as a teacher would to a class: go through every fact in order, in plain "
+               "words, repeating the important names, numbers and dates." + _PASSAGE + "Explanation:\n",
+}
+STAGE_PROMPTS = {  # "strategy.stage" -> its template
+    "active-reading.strategies": "You will study the passage below until you know every fact in it. List three "
+                                 "different ways to study it (for example: paraphrase it, quiz yourself, build a "
+                                 "timeline, link it to what you know), one per line, each a short instruction."
+                                 + _PASSAGE + "Strategies:\n",
+    "active-reading.study": "Apply this study strategy to the passage below and write out the result in full, keeping "
+                            "every fact exact.\nStrategy: {item}" + _PASSAGE + "Result:\n",
+    "entigraph.entities": "List the important entities in the passage below (people, places, organisations, objects, "
+                          "dates, numbers and ideas), one per line, names only." + _PASSAGE + "Entities:\n",
+    "entigraph.relations": "Using only the passage below, write a short paragraph on how {item} relate to each other, "
+                           "restating the facts that connect them." + _PASSAGE + "Paragraph:\n",
+    "model-proposed.proposal": "You are writing training material that will help a language model remember every fact "
+                               "in the passage below. Propose the best instruction for writing that material: one "
+                               "short paragraph saying what to write and in what form. Write only the instruction."
+                               + _PASSAGE + "Instruction:\n",
+    "model-proposed.material": "{proposal}" + _PASSAGE + "Write it now:\n",
+}
+
 CHAT_DATE = "26 Jul 2024"
 QUESTION_PROMPTS = {
     "kit": "Topic: {title}\n{question}\nAnswer directly and concisely.",

@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .prompts import SELF_EDIT_PROMPTS, Context, render, template_for
+from .prompts import SELF_EDIT_PROMPTS, SPA_PROMPTS, STAGE_PROMPTS, Context, render, template_for
 from .self_edit import DocumentConfig, SamplingConfig, sample_self_edits, split_self_edit
 
 MIN_DOCUMENT_TOKENS = 16  # a token budget below this cannot hold one document (a title and one statement)
@@ -316,31 +316,19 @@ _SPA = {  # seven ways people learn a text, in our words (SPA, arXiv 2603.22213,
                "words, repeating the important names, numbers and dates." + _PASSAGE + "Explanation:\n",
 }
 STRATEGIES = {
-    "spa": Strategy("spa", (Stage("study", tuple(_SPA.values()), max_items=2),),
+    "spa": Strategy("spa", (Stage("study", tuple(SPA_PROMPTS.values()), max_items=2),),
                     about="seven learning templates applied again and again (SPA, arXiv 2603.22213)"),
     "active-reading": Strategy("active-reading", (
-        Stage("strategies", ("You will study the passage below until you know every fact in it. List three different "
-                             "ways to study it (for example: paraphrase it, quiz yourself, build a timeline, link it "
-                             "to what you know), one per line, each a short instruction." + _PASSAGE + "Strategies:\n",),
-              max_new_tokens=96),
-        Stage("study", ("Apply this study strategy to the passage below and write out the result in full, keeping "
-                        "every fact exact.\nStrategy: {item}" + _PASSAGE + "Result:\n",), each="strategies",
-              max_items=3)),
+        Stage("strategies", STAGE_PROMPTS["active-reading.strategies"], max_new_tokens=96),
+        Stage("study", STAGE_PROMPTS["active-reading.study"], each="strategies", max_items=3)),
         about="the model lists study strategies, then applies each (Active Reading, arXiv 2508.09494)"),
     "entigraph": Strategy("entigraph", (
-        Stage("entities", ("List the important entities in the passage below (people, places, organisations, objects, "
-                           "dates, numbers and ideas), one per line, names only." + _PASSAGE + "Entities:\n",),
-              max_new_tokens=96),
-        Stage("relations", ("Using only the passage below, write a short paragraph on how {item} relate to each "
-                            "other, restating the facts that connect them." + _PASSAGE + "Paragraph:\n",),
-              each="entities", pairs=True, max_items=4)),
+        Stage("entities", STAGE_PROMPTS["entigraph.entities"], max_new_tokens=96),
+        Stage("relations", STAGE_PROMPTS["entigraph.relations"], each="entities", pairs=True, max_items=4)),
         about="entities, then texts relating pairs of them (EntiGraph, Yang et al. 2024)"),
     "model-proposed": Strategy("model-proposed", (
-        Stage("proposal", ("You are writing training material that will help a language model remember every fact in "
-                           "the passage below. Propose the best instruction for writing that material: one short "
-                           "paragraph saying what to write and in what form. Write only the instruction."
-                           + _PASSAGE + "Instruction:\n",), max_new_tokens=96),
-        Stage("material", ("{proposal}" + _PASSAGE + "Write it now:\n",))),
+        Stage("proposal", STAGE_PROMPTS["model-proposed.proposal"], max_new_tokens=96),
+        Stage("material", STAGE_PROMPTS["model-proposed.material"])),
         about="the model proposes the instruction, then follows it (arXiv 2601.14532)"),
 }
 
