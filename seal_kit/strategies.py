@@ -297,24 +297,6 @@ def training_tokens(tokenizer, self_edit: str) -> int:
     return sum(_count(tokenizer, p) for p in split_self_edit(self_edit or "", DocumentConfig()))
 
 
-_PASSAGE = "\n\nTitle: {title}\nPassage: {context}\n\n"
-_SPA = {  # seven ways people learn a text, in our words (SPA, arXiv 2603.22213, lists the seven)
-    "key concepts": "List the key concepts of the passage below and explain each in a sentence or two, naming the "
-                    "subject every time." + _PASSAGE + "Key concepts:\n",
-    "mind map": "Write a mind map of the passage below as an indented outline: the topic first, its main ideas "
-                "under it, the details under each idea, every line a complete statement." + _PASSAGE + "Mind map:\n",
-    "implications": "What follows from the passage below? Write the implications and consequences of its facts, "
-                    "one full sentence each." + _PASSAGE + "Implications:\n",
-    "critical questions": "Write questions that make a reader think critically about the passage below, each followed "
-                          "by a careful answer from the passage. Use 'Question 1: ...' and 'Answer: ...'."
-                          + _PASSAGE + "Questions and answers:\n",
-    "case study": "Write a short case study that puts the facts of the passage below to use in a concrete situation, "
-                  "keeping every name, number and date exact." + _PASSAGE + "Case study:\n",
-    "discussion": "Write a discussion between two students going over the passage below, stating and checking its "
-                  "facts with each other." + _PASSAGE + "Discussion:\n",
-    "teacher": "Explain the passage below as a teacher would to a class: go through every fact in order, in plain "
-               "words, repeating the important names, numbers and dates." + _PASSAGE + "Explanation:\n",
-}
 STRATEGIES = {
     "spa": Strategy("spa", (Stage("study", tuple(SPA_PROMPTS.values()), max_items=2),),
                     about="seven learning templates applied again and again (SPA, arXiv 2603.22213)"),
