@@ -125,10 +125,10 @@ def list_items(text: str) -> list[str]:
     """The items a stage listed: its lines without bullets or numbering, headings and repeats left out; a list
     written on one line ("Velmora Island, Pellin Harbour, 1622") is split at its commas."""
     lines = [_ITEM.sub("", line).strip().strip("*").strip() for line in (text or "").splitlines()]
-    items = list(dict.fromkeys(line for line in lines if line and not line.endswith(":") and len(line) <= 200))
-    if len(items) == 1 and "," in items[0]:
-        items = list(dict.fromkeys(part.strip(" .") for part in items[0].split(",") if part.strip(" .")))
-    return items
+    lines = [line for line in lines if line and not line.endswith(":")]
+    if len(lines) == 1 and "," in lines[0]:
+        lines = [part.strip(" .") for part in lines[0].split(",")]
+    return list(dict.fromkeys(line for line in lines if line and len(line) <= 200))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "seal_kit"
-CORE = ["rest_em", "inner_loop", "generator", "selection", "executors", "self_edit", "prompts", "reward", "adapters"]
+CORE = ["rest_em", "inner_loop", "generator", "selection", "executors", "self_edit", "strategies", "prompts", "reward", "adapters"]
 
 
 def modules() -> dict[str, Path]:

@@ -43,3 +43,10 @@ def test_rest_em_writes_and_learns_under_each_strategy(tmp_path, strategy):
     assert all("distinct_n" in s for s in metrics["edit_stats"].values())
     if strategy == "spa":
         rerun_reads_back("03_rest_em.ipynb", tmp_path, MODEL="tiny", ROUNDS=1, PROMPT=strategy, BUDGET=24)
+
+
+def test_continued_pretraining_pools_a_strategys_self_edits(tmp_path):
+    metrics = run_notebook("05_continued_pretraining.ipynb", tmp_path, MODEL="tiny", PROMPT="active-reading", BUDGET=24)
+    logged = [json.loads(line) for line in (tmp_path / "self_edits.jsonl").read_text().splitlines()]
+    assert logged and all(r["stages"][0]["stage"] == "strategies" for r in logged)
+    assert "BUDGET: 24" in (tmp_path / "config.yaml").read_text() and metrics["accuracy"]["self_edit"] is not None
