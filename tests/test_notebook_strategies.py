@@ -3,7 +3,7 @@ import json
 
 import pandas as pd
 import pytest
-from test_notebooks import rerun_reads_back, run_notebook
+from test_notebooks import REFERENCE, rerun_reads_back, run_notebook
 
 from seal_kit.knowledge.task import matched_condition
 from seal_kit.strategies import STRATEGIES
@@ -50,3 +50,10 @@ def test_continued_pretraining_pools_a_strategys_self_edits(tmp_path):
     logged = [json.loads(line) for line in (tmp_path / "self_edits.jsonl").read_text().splitlines()]
     assert logged and all(r["stages"][0]["stage"] == "strategies" for r in logged)
     assert "BUDGET: 24" in (tmp_path / "config.yaml").read_text() and metrics["accuracy"]["self_edit"] is not None
+
+
+@pytest.mark.skipif(not REFERENCE.is_dir(), reason="the paper's self-edits are read from the shared reference data")
+def test_strategies_and_the_papers_self_edits_are_refused_together(tmp_path):
+    with pytest.raises(Exception, match="STRATEGIES compares ways the model writes its own self-edits"):
+        run_notebook("02_knowledge_incorporation.ipynb", tmp_path, MODEL="tiny", DATA="seal-eval",
+                     SELF_EDITS="seal-reference:gpt4_1", STRATEGIES=["spa"])
